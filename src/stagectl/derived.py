@@ -1,0 +1,103 @@
+"""Every value the templates use, derived from a validated Environment in one place.
+
+The result is the `stagectl` variable that the collection's vars plugin gives every host, so a
+plain `ansible-playbook` run and the CLI see exactly the same values. Secrets are NOT in it:
+templates read them from the vault's `vault_*` variables.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stagectl.model import Environment, Project
+
+
+def _identifier(name: str) -> str:
+    """A project name as a PostgreSQL identifier: '-' is not allowed unquoted there."""
+    return name.replace("-", "_")
+
+
+def project_view(env: Environment, project: Project) -> dict[str, Any]:
+    defaults = env.settings.project_defaults
+    paths = env.settings.paths
+    root = f"{paths.projects}/{project.name}"
+    ident = _identifier(project.name)
+    environment_name = env.staging.environment_name
+    services = ["postgres", "redis", "django", "nginx", "postgres_exporter", "redis_exporter",
+                "nginx_exporter"]
+    if project.worker:
+        services.append("worker")
+    if project.scheduler:
+        services.append("scheduler")
+    return {
+        "name": project.name,
+        "domain": project.domain,
+        "repo": project.repo,
+        "ref": project.ref,
+        "worker": project.worker,
+        "scheduler": project.scheduler,
+        "compose_project": project.name,
+        "network": project.name,
+        "ports": project.ports.model_dump(),
+        "database": {
+            "name": f"{ident}_{environment_name.replace('-', '_')}",
+            "user": f"{ident}_user",
+            "max_connections": defaults.postgres_max_connections,
+        },
+        "redis_maxmemory": defaults.redis_maxmemory,
+        "gunicorn_workers": defaults.gunicorn_workers,
+        "images": {**defaults.images.model_dump(), "app": f"stagectl/{project.name}-app:latest"},
+        "memory": defaults.memory.model_dump(),
+        "services": services,
+        # Container names are the DNS names other stacks use on the shared networks.
+        "containers": {service: f"{project.name}-{service.replace('_', '-')}" for service in services},
+        "dirs": {
+            "root": root,
+            "app": f"{root}/app",
+            "config": f"{root}/config",
+            "data": f"{root}/data",
+            "postgres_data": f"{root}/data/postgresql",
+            "redis_data": f"{root}/data/redis",
+            "static": f"{root}/data/static",
+            "media": f"{root}/data/media",
+            "ssl": f"{root}/ssl",
+            "logs": f"{root}/logs",
+            "backups": f"{paths.backups}/{project.name}",
+        },
+    }
+
+
+def derive(env: Environment) -> dict[str, Any]:
+    """The `stagectl` variable: a plain, JSON-able dict."""
+    settings = env.settings
+    domain = env.server_domain
+    monitoring_domains = {
+        "monitoring": f"monitoring.{domain}",
+        "grafana": f"grafana.{domain}",
+        "prometheus": f"prometheus.{domain}",
+    }
+    projects = [project_view(env, p) for p in env.projects]
+    return {
+        "environment_name": env.staging.environment_name,
+        "server_domain": domain,
+        "hosts": sorted(env.inventory.staging.hosts),
+        "paths": settings.paths.model_dump(),
+        "networks": {"monitoring": "monitoring", "projects": "projects"},
+        "shared": settings.shared_services.model_dump(),
+        "monitoring_domains": monitoring_domains,
+        "django": env.staging.django.model_dump(),
+        "alerting": env.staging.alerting.model_dump(),
+        "certificates": {
+            **env.staging.certificates.model_dump(),
+            "email": env.staging.certificates.email or f"admin@{domain}",
+        },
+        "backups": settings.backups.model_dump(),
+        "docker": settings.docker.model_dump(),
+        "security": settings.security.model_dump(),
+        "projects": projects,
+        "project_names": [p["name"] for p in projects],
+        "dns_records": [
+            {"name": name, "type": "A"}
+            for name in [*(p["domain"] for p in projects), *monitoring_domains.values()]
+        ],
+    }

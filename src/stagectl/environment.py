@@ -1,0 +1,311 @@
+"""Reading an environment directory into a validated `Environment`, reporting every problem at once.
+
+Used by the CLI and by the collection's vars plugin, so that `stagectl` and a plain
+`ansible-playbook` run reject the same inputs with the same words.
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from ruamel.yaml import YAML
+
+from stagectl import ports
+from stagectl.errors import EnvironmentInvalid, Problem, VaultError
+from stagectl.model import (
+    Environment,
+    GlobalSettings,
+    Inventory,
+    Project,
+    StagingSettings,
+    Vault,
+    without_ansible_variables,
+)
+from stagectl.vault import bcrypt_matches, decrypt, read_password_file
+
+INVENTORY = "inventory/staging.yml"
+ALL_VARS = "group_vars/all.yml"
+STAGING_VARS = "group_vars/staging.yml"
+VAULT = "group_vars/vault.yml"
+ENVIRONMENT_FILES = (INVENTORY, ALL_VARS, STAGING_VARS, VAULT)
+VAULT_PASSWORD_ENV = "STAGECTL_VAULT_PASSWORD_FILE"
+
+
+def default_vault_password_file(root: Path) -> Path:
+    """Outside the environment directory, so committing the environment never commits the key."""
+    config = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config"))
+    return config / "stagectl" / f"{root.resolve().name}.vault-pass"
+
+
+@dataclass(frozen=True)
+class LoadedEnvironment:
+    root: Path
+    env: Environment
+    vault: Vault | None
+    # Ports this load allocated (project -> kind -> port); `record_allocations` writes them back.
+    allocated: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def add(self, file: str, fieldpath: str, message: str, hint: str = "") -> None:
+        self.problems.append(Problem(file, fieldpath, message, hint))
+
+    def validate(self, model: type[BaseModel], data: Any, file: str, prefix: str = "") -> Any:
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            for error in exc.errors():
+                self.problems.append(_problem(model, file, prefix, error, data))
+            return None
+
+
+def _loc_text(loc: tuple[Any, ...], data: Any) -> str:
+    parts: list[str] = []
+    node = data
+    for item in loc:
+        if isinstance(item, int):
+            name = node[item].get("name") if isinstance(node, list) and isinstance(node[item], dict) else None
+            parts.append(f"[{item}]" + (f" (name={name})" if name else ""))
+        else:
+            parts.append(("." if parts else "") + str(item))
+        try:
+            node = node[item]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return "".join(parts)
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys a model accepts at a location, for did-you-mean hints on typos."""
+    current: Any = model
+    for item in loc:
+        if isinstance(item, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        info = current.model_fields.get(item)
+        if info is None:
+            return []
+        annotation = info.annotation
+        args = getattr(annotation, "__args__", ())
+        candidates = [annotation, *args]
+        current = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)),
+            next((a for c in args for a in getattr(c, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)), None),
+        )
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _problem(model: type[BaseModel], file: str, prefix: str, error: Any, data: Any) -> Problem:
+    loc = tuple(error["loc"])
+    where = prefix + _loc_text(loc, data)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        known = _fields_at(model, loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else (f"known keys: {', '.join(known)}" if known else "")
+        return Problem(file, where, f"unknown key '{loc[-1]}'", hint)
+    if kind == "missing":
+        return Problem(file, where, "is required but missing")
+    message = error["msg"].removeprefix("Value error, ")
+    if kind in ("int_parsing", "bool_parsing", "string_type", "dict_type", "list_type", "model_type"):
+        message = f"{message} (got {error.get('input')!r})"
+    return Problem(file, where, message)
+
+
+def _read_yaml(root: Path, rel: str, collector: _Collector) -> Any:
+    path = root / rel
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        collector.add(rel, "", "file is missing", f"expected at {path}; `stagectl init` creates the layout")
+        return None
+    except OSError as exc:
+        collector.add(rel, "", f"cannot be read: {exc.strerror}")
+        return None
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        reason = getattr(exc, "problem", None) or str(exc)
+        collector.add(rel, where, f"is not valid YAML: {reason}")
+        return None
+
+
+def _check_projects(
+    projects: list[tuple[int, Project]], env_domain_names: set[str], collector: _Collector
+) -> None:
+    seen_names: dict[str, int] = {}
+    seen_domains: dict[str, int] = {}
+    for index, project in projects:
+        where = f"staging.vars.projects[{index}] (name={project.name})"
+        if project.name in seen_names:
+            collector.add(
+                INVENTORY, f"{where}.name",
+                f"project name '{project.name}' is used twice (also projects[{seen_names[project.name]}])",
+                "every project needs its own name",
+            )
+        seen_names.setdefault(project.name, index)
+        if project.domain in seen_domains:
+            collector.add(
+                INVENTORY, f"{where}.domain",
+                f"domain '{project.domain}' is used twice (also projects[{seen_domains[project.domain]}])",
+                "every project needs its own domain",
+            )
+        elif project.domain in env_domain_names:
+            collector.add(
+                INVENTORY, f"{where}.domain",
+                f"domain '{project.domain}' is reserved for the shared monitoring services",
+            )
+        seen_domains.setdefault(project.domain, index)
+
+
+def _valid_projects(inventory_data: Any, inventory: Inventory | None) -> list[tuple[int, Project]]:
+    if inventory is not None:
+        return list(enumerate(inventory.staging.vars.projects))
+    try:
+        raw = inventory_data["staging"]["vars"]["projects"]
+    except (KeyError, TypeError):
+        return []
+    result: list[tuple[int, Project]] = []
+    for index, entry in enumerate(raw if isinstance(raw, list) else []):
+        try:
+            result.append((index, Project.model_validate(entry)))
+        except ValidationError:
+            continue  # already reported by the inventory's own validation
+    return result
+
+
+def _server_domain(inventory_data: Any) -> str:
+    try:
+        return str(inventory_data["staging"]["vars"]["server_domain"])
+    except (KeyError, TypeError):
+        return ""
+
+
+def _check_vault(vault_data: Any, projects: list[Project], collector: _Collector) -> Vault | None:
+    vault = collector.validate(Vault, vault_data, VAULT)
+    if vault is None:
+        return None
+    for project in projects:
+        if project.name not in vault.vault_projects:
+            collector.add(
+                VAULT, f"vault_projects.{project.name}",
+                f"no secrets for project '{project.name}'",
+                "run `stagectl secrets generate` to add the missing ones (existing secrets are kept)",
+            )
+    if not bcrypt_matches(vault.vault_prometheus_password, vault.vault_prometheus_password_bcrypt):
+        collector.add(
+            VAULT, "vault_prometheus_password_bcrypt",
+            "does not match vault_prometheus_password",
+            "run `stagectl secrets generate` to re-hash it",
+        )
+    return vault
+
+
+def load_environment(
+    root: Path,
+    *,
+    vault_password_file: Path | None = None,
+    vault_data: Any = None,
+    allocate: bool = True,
+) -> LoadedEnvironment:
+    """Validate every environment file and return the environment; raise with every problem found.
+
+    The vault is read from `vault_data` when the caller already decrypted it (the vars plugin), or
+    decrypted with `vault_password_file`. With neither, secrets are not checked.
+    With `allocate=False`, a project with a port left out is a problem instead of being given one.
+    """
+    collector = _Collector()
+    inventory_data = _read_yaml(root, INVENTORY, collector)
+    all_data = _read_yaml(root, ALL_VARS, collector)
+    staging_data = _read_yaml(root, STAGING_VARS, collector)
+
+    if vault_data is None and vault_password_file is not None:
+        try:
+            vault_data = decrypt(root / VAULT, read_password_file(vault_password_file))
+        except VaultError as exc:
+            collector.add(VAULT, "", str(exc), exc.hint)
+
+    inventory = collector.validate(Inventory, inventory_data, INVENTORY) if inventory_data is not None else None
+    settings = (
+        collector.validate(GlobalSettings, without_ansible_variables(all_data), ALL_VARS)
+        if all_data is not None else None
+    )
+    staging = (
+        collector.validate(StagingSettings, without_ansible_variables(staging_data), STAGING_VARS)
+        if staging_data is not None else None
+    )
+
+    # Cross-project checks run on every project entry that is valid by itself, even when other
+    # parts of the inventory are not, so that one run reports every problem.
+    indexed = _valid_projects(inventory_data, inventory)
+    reserved = Environment.reserved_ports(settings or GlobalSettings())
+    domain = _server_domain(inventory_data)
+    monitoring = {f"{sub}.{domain}" for sub in ("monitoring", "grafana", "prometheus")}
+    _check_projects(indexed, monitoring, collector)
+    collector.problems.extend(ports.conflicts(indexed, reserved))
+
+    allocated: dict[str, dict[str, int]] = {}
+    env: Environment | None = None
+    if inventory is not None and settings is not None and staging is not None:
+        env = Environment(inventory=inventory, settings=settings, staging=staging)
+        projects = env.projects
+        if not allocate:
+            for index, project in enumerate(projects):
+                for kind, port in project.ports.model_dump().items():
+                    if port is None:
+                        collector.add(
+                            INVENTORY, f"staging.vars.projects[{index}] (name={project.name}).ports.{kind}",
+                            "is not set",
+                            "run `stagectl plan` once: it allocates free ports and writes them into the inventory",
+                        )
+        elif not collector.problems:
+            projects, allocated = ports.allocate(projects, reserved.values())
+            group = inventory.staging.model_copy(
+                update={"vars": inventory.staging.vars.model_copy(update={"projects": projects})}
+            )
+            env = env.model_copy(update={"inventory": inventory.model_copy(update={"staging": group})})
+
+    vault = None
+    if vault_data is not None:
+        vault = _check_vault(vault_data, env.projects if env else [], collector)
+
+    if collector.problems or env is None:
+        raise EnvironmentInvalid(collector.problems)
+    return LoadedEnvironment(root=root, env=env, vault=vault, allocated=allocated)
+
+
+def record_allocations(root: Path, allocated: dict[str, dict[str, int]]) -> None:
+    """Write allocated ports into the inventory, keeping the user's comments and layout."""
+    if not allocated:
+        return
+    path = root / INVENTORY
+    rt = YAML()
+    rt.preserve_quotes = True
+    rt.indent(mapping=2, sequence=4, offset=2)
+    data = rt.load(path.read_text())
+    for project in data["staging"]["vars"]["projects"]:
+        new_ports = allocated.get(project["name"])
+        if new_ports:
+            current = project.get("ports") or {}
+            current.update(new_ports)
+            project["ports"] = current
+    buffer = io.StringIO()
+    rt.dump(data, buffer)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(buffer.getvalue())
+    tmp.replace(path)

@@ -1,0 +1,348 @@
+"""The one definition of an environment: pydantic models of each environment file, and every
+value derived from them (ports, names, networks, paths) that the templates and the CLI use.
+
+The environment is the seed's Ansible layout:
+
+    inventory/staging.yml    hosts and projects          -> Inventory
+    group_vars/all.yml       global settings             -> GlobalSettings
+    group_vars/staging.yml   environment-specific        -> StagingSettings
+    group_vars/vault.yml     secrets (ansible-vault)     -> Vault
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+# --- scalar types -------------------------------------------------------------------------------
+
+SLUG_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+DOMAIN_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+DURATION_RE = re.compile(r"^([0-9]+(ms|[smhdwy]))+$")
+MEMORY_RE = re.compile(r"^[0-9]+(\.[0-9]+)?[bkmg]$")
+IMAGE_RE = re.compile(r"^[a-z0-9]+([._/:@-][a-zA-Z0-9_.-]+)*$")
+
+# PostgreSQL truncates identifiers at 63 bytes; the longest we derive is "<ident>_staging".
+MAX_PROJECT_NAME = 40
+
+
+def _slug(value: str) -> str:
+    if len(value) > MAX_PROJECT_NAME:
+        raise ValueError(f"'{value}' is longer than {MAX_PROJECT_NAME} characters")
+    if not SLUG_RE.match(value):
+        raise ValueError(
+            f"'{value}' is not a valid project name: use lowercase letters, digits and single "
+            "'-' between them, starting with a letter (it names a Docker Compose project, a "
+            "network and PostgreSQL identifiers)"
+        )
+    return value
+
+
+def _domain(value: str) -> str:
+    labels = value.split(".")
+    if (
+        len(value) > 253
+        or len(labels) < 2
+        or value != value.lower()
+        or not all(DOMAIN_LABEL_RE.match(label) for label in labels)
+        or labels[-1].isdigit()
+    ):
+        raise ValueError(
+            f"'{value}' is not a valid domain name: use lowercase dot-separated labels of "
+            "letters, digits and '-', e.g. beryl3.staging.example.org"
+        )
+    return value
+
+
+def _duration(value: str) -> str:
+    if not DURATION_RE.match(value):
+        raise ValueError(
+            f"'{value}' is not a duration: write a number and a unit with no space, "
+            "e.g. 30d, 14d, 12h (units ms, s, m, h, d, w, y)"
+        )
+    return value
+
+
+def _memory(value: str) -> str:
+    if not MEMORY_RE.match(value):
+        raise ValueError(f"'{value}' is not a memory size: write e.g. 512m or 1g (units b, k, m, g)")
+    return value
+
+
+def _image(value: str) -> str:
+    if not IMAGE_RE.match(value) or ":" not in value.rsplit("/", 1)[-1] and "@" not in value:
+        raise ValueError(
+            f"'{value}' is not a pinned image reference: write repository:tag, "
+            "e.g. prom/prometheus:v3.5.0"
+        )
+    return value
+
+
+Slug = Annotated[str, AfterValidator(_slug)]
+Domain = Annotated[str, AfterValidator(_domain)]
+Duration = Annotated[str, AfterValidator(_duration)]
+Memory = Annotated[str, AfterValidator(_memory)]
+Image = Annotated[str, AfterValidator(_image)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Secret = Annotated[str, Field(min_length=16)]
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: in a hand-written YAML file they are almost always typos."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- inventory/staging.yml ----------------------------------------------------------------------
+
+
+class ProjectPorts(Strict):
+    """Host ports, published on 127.0.0.1 only. Omitted ones are allocated, then written back."""
+
+    postgres: Port | None = None
+    django: Port | None = None
+    redis: Port | None = None
+
+
+PORT_KINDS: tuple[str, ...] = ("postgres", "django", "redis")
+PORT_BASES: dict[str, int] = {"postgres": 5432, "django": 8000, "redis": 6379}
+
+
+class Project(Strict):
+    name: Slug
+    domain: Domain
+    repo: str = Field(min_length=1, description="git URL, or a local path (copied as is)")
+    ref: str = Field(default="main", min_length=1)
+    ports: ProjectPorts = ProjectPorts()
+    worker: bool = False
+    scheduler: bool = False
+
+
+class Host(BaseModel):
+    """A host entry: only Ansible's own connection variables are allowed."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    ansible_host: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _only_ansible_vars(self) -> Host:
+        unknown = [k for k in (self.model_extra or {}) if not k.startswith("ansible_")]
+        if unknown:
+            raise ValueError(
+                f"unknown host variable(s) {', '.join(sorted(unknown))}: a host takes only "
+                "ansible_* connection variables; settings go in group_vars"
+            )
+        return self
+
+
+class StagingVars(Strict):
+    server_domain: Domain
+    projects: list[Project] = Field(default_factory=list)
+
+
+class StagingGroup(Strict):
+    hosts: dict[str, Host | None] = Field(min_length=1)
+    vars: StagingVars
+
+
+class Inventory(Strict):
+    staging: StagingGroup
+
+
+# --- group_vars/all.yml -------------------------------------------------------------------------
+
+
+class SharedService(Strict):
+    image: Image
+    memory: Memory
+    port: Port | None = Field(default=None, description="the port the service listens on")
+    published: bool = Field(
+        default=False, description="also published on the server's 127.0.0.1 at the same port"
+    )
+    retention: Duration | None = None
+
+
+def _svc(
+    image: str, memory: str, port: int | None = None, retention: str | None = None,
+    *, published: bool = False,
+) -> Any:
+    return Field(
+        default_factory=lambda: SharedService(
+            image=image, memory=memory, port=port, retention=retention, published=published
+        )
+    )
+
+
+class SharedServices(Strict):
+    """The monitoring stack. Ports and retention are the seed's; memory from its Resource Allocation."""
+
+    prometheus: SharedService = _svc("prom/prometheus:v3.5.0", "1g", 9090, "30d", published=True)
+    grafana: SharedService = _svc("grafana/grafana:12.2.1", "512m", 3000, published=True)
+    loki: SharedService = _svc("grafana/loki:3.5.7", "512m", 3100, "14d", published=True)
+    alertmanager: SharedService = _svc("prom/alertmanager:v0.28.1", "128m", 9093, published=True)
+    node_exporter: SharedService = _svc("prom/node-exporter:v1.9.1", "64m", 9100)
+    cadvisor: SharedService = _svc("gcr.io/cadvisor/cadvisor:v0.52.1", "256m", 8080)
+    alloy: SharedService = _svc("grafana/alloy:v1.11.3", "256m", 12345)
+    blackbox_exporter: SharedService = _svc("prom/blackbox-exporter:v0.27.0", "64m", 9115)
+    nginx: SharedService = _svc("nginx:1.28.0", "128m", 80)
+
+
+class ProjectImages(Strict):
+    postgres: Image = "postgres:17.6"
+    redis: Image = "redis:8.2.2"
+    nginx: Image = "nginx:1.28.0"
+    python: Image = "python:3.13-slim-bookworm"
+    postgres_exporter: Image = "prometheuscommunity/postgres-exporter:v0.18.1"
+    redis_exporter: Image = "oliver006/redis_exporter:v1.79.0"
+    nginx_exporter: Image = "nginx/nginx-prometheus-exporter:1.4.2"
+
+
+class ProjectMemory(Strict):
+    """Per-container limits; PostgreSQL 1 GB per project is the seed's figure."""
+
+    postgres: Memory = "1g"
+    redis: Memory = "256m"
+    django: Memory = "512m"
+    nginx: Memory = "128m"
+    worker: Memory = "512m"
+    scheduler: Memory = "256m"
+    exporter: Memory = "64m"
+
+
+class ProjectDefaults(Strict):
+    images: ProjectImages = ProjectImages()
+    memory: ProjectMemory = ProjectMemory()
+    postgres_max_connections: Annotated[int, Field(ge=10, le=10000)] = 100
+    redis_maxmemory: Memory = "192m"
+    gunicorn_workers: Annotated[int, Field(ge=1, le=64)] = 2
+
+
+class Paths(Strict):
+    shared: str = "/opt/shared"
+    projects: str = "/opt/projects"
+    backups: str = "/opt/backups"
+
+    @model_validator(mode="after")
+    def _absolute(self) -> Paths:
+        for key, value in self.model_dump().items():
+            if not value.startswith("/") or value.rstrip("/") in ("", "/"):
+                raise ValueError(f"paths.{key} must be an absolute directory other than /")
+        return self
+
+
+class Backups(Strict):
+    schedule: str = Field(default="*-*-* 03:00:00", description="systemd OnCalendar")
+    verify_schedule: str = Field(default="Sun *-*-* 04:30:00", description="systemd OnCalendar")
+    retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    remote_retention_days: Annotated[int, Field(ge=1, le=3650)] = 90
+
+
+class Docker(Strict):
+    log_max_size: str = "10m"
+    log_max_file: Annotated[int, Field(ge=1, le=100)] = 5
+
+
+class Security(Strict):
+    ssh_port: Port = 22
+    public_ports: list[Port] = Field(default_factory=lambda: [22, 80, 443])
+
+
+class GlobalSettings(Strict):
+    """group_vars/all.yml. Ansible's own `ansible_*` variables may sit beside these: the loader
+    sets them aside before validation (see `ansible_variables`)."""
+
+    paths: Paths = Paths()
+    shared_services: SharedServices = SharedServices()
+    project_defaults: ProjectDefaults = ProjectDefaults()
+    backups: Backups = Backups()
+    docker: Docker = Docker()
+    security: Security = Security()
+
+
+# --- group_vars/staging.yml ---------------------------------------------------------------------
+
+
+class Django(Strict):
+    debug: bool = False
+    email_host: str = "localhost"
+    email_port: Port = 1025
+
+
+class Alerting(Strict):
+    email_to: str | None = None
+    email_from: str | None = None
+    smarthost: str = "localhost:25"
+    webhook_urls: list[str] = Field(default_factory=list)
+
+
+class Certificates(Strict):
+    provider: Literal["letsencrypt", "selfsigned"] = "letsencrypt"
+    email: str | None = None
+    acme_directory: str = "https://acme-v02.api.letsencrypt.org/directory"
+
+
+class StagingSettings(Strict):
+    """group_vars/staging.yml; `ansible_*` variables are set aside like in GlobalSettings."""
+
+    environment_name: Slug = "staging"
+    django: Django = Django()
+    alerting: Alerting = Alerting()
+    certificates: Certificates = Certificates()
+
+
+def without_ansible_variables(data: Any) -> Any:
+    """Group vars files may hold Ansible's own connection variables beside stagectl's settings."""
+    if not isinstance(data, dict):
+        return data
+    return {k: v for k, v in data.items() if not str(k).startswith("ansible_")}
+
+
+# --- group_vars/vault.yml -----------------------------------------------------------------------
+
+
+class ProjectSecrets(Strict):
+    postgres_password: Secret
+    redis_password: Secret
+    django_secret_key: Annotated[str, Field(min_length=50)]
+
+
+class Vault(Strict):
+    vault_grafana_admin_password: Secret
+    vault_prometheus_password: Secret
+    vault_prometheus_password_bcrypt: str = Field(pattern=r"^\$2[aby]\$\d\d\$.{53}$")
+    vault_projects: dict[str, ProjectSecrets] = Field(default_factory=dict)
+
+
+# --- the whole environment ----------------------------------------------------------------------
+
+
+class Environment(BaseModel):
+    """A validated environment. Build it with `stagectl.environment.load_environment`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    inventory: Inventory
+    settings: GlobalSettings
+    staging: StagingSettings
+
+    @property
+    def projects(self) -> list[Project]:
+        return self.inventory.staging.vars.projects
+
+    @property
+    def server_domain(self) -> str:
+        return self.inventory.staging.vars.server_domain
+
+    def shared_ports(self) -> dict[str, int]:
+        return self.reserved_ports(self.settings)
+
+    @staticmethod
+    def reserved_ports(settings: GlobalSettings) -> dict[str, int]:
+        """Host ports the shared stack reserves, by service; projects may not take them."""
+        services = settings.shared_services.model_dump()
+        reserved = {name: svc["port"] for name, svc in services.items() if svc["published"]}
+        reserved.update({"http": 80, "https": 443, "ssh": settings.security.ssh_port})
+        return reserved

@@ -1,0 +1,144 @@
+"""Drives ansible-playbook through ansible-runner and turns its events into progress and a summary."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+
+from stagectl import collection
+
+ProgressCallback = Callable[[str, str, float], None]  # (task, host, elapsed seconds)
+
+
+@dataclass
+class HostStats:
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    unreachable: int = 0
+    skipped: int = 0
+
+
+@dataclass
+class Failure:
+    host: str
+    task: str
+    message: str
+
+
+@dataclass
+class RunResult:
+    status: str
+    rc: int
+    seconds: float
+    hosts: dict[str, HostStats] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # ansible-playbook's own "ERROR!" lines
+    tasks: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0 and not self.failures
+
+
+def _failure_message(result: dict[str, Any]) -> str:
+    for key in ("msg", "stderr", "module_stderr", "reason"):
+        value = result.get(key)
+        if value:
+            return str(value).strip()
+    failed_items = [r for r in result.get("results", []) if isinstance(r, dict) and r.get("failed")]
+    if failed_items:
+        return _failure_message(failed_items[0])
+    return "failed (no message)"
+
+
+def run_playbook(
+    playbook: Path,
+    inventory: Path,
+    *,
+    extravars: dict[str, Any] | None = None,
+    vault_password_file: Path | None = None,
+    limit: str | None = None,
+    check: bool = False,
+    diff: bool = False,
+    on_progress: ProgressCallback | None = None,
+    cwd: Path | None = None,
+) -> RunResult:
+    """Run one playbook of the collection. Secrets never pass on a command line: the vault
+    password is read by Ansible from its file."""
+    started = time.monotonic()
+    result = RunResult(status="unknown", rc=-1, seconds=0.0)
+    seen_tasks: set[str] = set()
+    current = {"task": ""}
+
+    def handle(event: dict[str, Any]) -> bool:
+        kind = event.get("event", "")
+        data = event.get("event_data", {})
+        host = data.get("host", "")
+        if kind == "playbook_on_task_start":
+            current["task"] = data.get("task", "")
+            seen_tasks.add(data.get("task_uuid", current["task"]))
+        elif kind in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
+            result.failures.append(
+                Failure(host=host, task=data.get("task", ""), message=_failure_message(data.get("res", {})))
+            )
+        elif kind == "playbook_on_stats":
+            for host_name in set().union(*(data.get(k, {}) for k in ("ok", "changed", "failures", "dark", "skipped"))):
+                result.hosts[host_name] = HostStats(
+                    ok=data.get("ok", {}).get(host_name, 0),
+                    changed=data.get("changed", {}).get(host_name, 0),
+                    failed=data.get("failures", {}).get(host_name, 0),
+                    unreachable=data.get("dark", {}).get(host_name, 0),
+                    skipped=data.get("skipped", {}).get(host_name, 0),
+                )
+        if on_progress and kind.startswith("runner_on_") and host:
+            on_progress(current["task"], host, time.monotonic() - started)
+        return True
+
+    cmdline: list[str] = []
+    if vault_password_file is not None:
+        cmdline += ["--vault-password-file", str(vault_password_file)]
+    if check:
+        cmdline.append("--check")
+    if diff:
+        cmdline.append("--diff")
+
+    env = dict(collection.ansible_env())
+    # The CLI may run from a venv that is not on PATH; ansible-playbook must come from the same one.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    private = Path(tempfile.mkdtemp(prefix="stagectl-runner-"))
+    try:
+        runner = ansible_runner.run(
+            private_data_dir=str(private),
+            playbook=str(playbook),
+            inventory=str(inventory),
+            extravars=extravars or {},
+            cmdline=" ".join(cmdline) if cmdline else None,
+            limit=limit,
+            envvars=env,
+            event_handler=handle,
+            quiet=True,
+            project_dir=str(cwd) if cwd else None,
+            suppress_env_files=True,
+        )
+        stdout = runner.stdout.read() if runner.stdout else ""
+        result.errors = [
+            line.strip() for line in stdout.splitlines() if line.startswith(("ERROR!", "[ERROR]"))
+        ]
+        result.status = runner.status
+        result.rc = runner.rc
+    finally:
+        # Artifacts hold task results; never leave them lying around.
+        shutil.rmtree(private, ignore_errors=True)
+    result.seconds = time.monotonic() - started
+    result.tasks = len(seen_tasks)
+    return result
