@@ -156,6 +156,10 @@ class Inventory(Strict):
 
 
 class SharedService(Strict):
+    enabled: bool = Field(
+        default=True,
+        description="off leaves the service out of the stack and of everything that refers to it",
+    )
     image: Image
     memory: Memory
     port: Port | None = Field(default=None, description="the port the service listens on")

@@ -1,0 +1,1 @@
+"""stagectl reference Django project (settings, URLs, WSGI, logging, middleware)."""

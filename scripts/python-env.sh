@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Creates (or refreshes) the project's virtualenv in .venv from the lock file, with uv.
+#   scripts/python-env.sh        stagectl and its test tools, exactly as locked in uv.lock
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v uv >/dev/null 2>&1 && [ ! -x "$HOME/.local/bin/uv" ]; then
+  echo "python-env: installing uv from PyPI"
+  python3 -m pip install --quiet --user uv
+fi
+UV=$(command -v uv || echo "$HOME/.local/bin/uv")
+# --frozen: the lock file is the truth; a stale lock fails instead of silently resolving anew.
+"$UV" sync --quiet --frozen --extra dev --python python3
+echo "python-env: $(.venv/bin/stagectl --help >/dev/null && echo 'stagectl ready in .venv')"
