@@ -1,0 +1,115 @@
+"""Filters: the Grafana dashboards of a stagectl environment, as provisioning JSON."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: grafana_dashboard
+short_description: The JSON text of one Grafana dashboard of a stagectl environment
+description:
+  - Builds the dashboard at the relative path O(path) with the C(stagectl.dashboards) Python
+    package (grafana-foundation-sdk) and returns its canonical JSON text (sorted keys, stable
+    panel ids, no trailing newline), the same bytes as C(stagectl.dashboards.render()).
+  - The shared dashboards are C(Shared/system-overview.json), C(Shared/monitoring-health.json)
+    and C(Shared/alert-summary.json); each project gets
+    C(<project>/application-performance.json), C(<project>/database-performance.json) and
+    C(<project>/infrastructure.json).
+  - The same file also provides C(stagectl.staging.grafana_dashboard_paths), which returns the
+    list of every relative path of the environment, shared dashboards first.
+  - Needs the C(stagectl) Python package importable by Ansible (it ships this collection).
+positional: path
+options:
+  _input:
+    description: The derived C(stagectl) variable, given to every host by the vars plugin
+      C(stagectl.staging.environment).
+    type: dict
+    required: true
+  path:
+    description: The dashboard's path relative to the dashboards directory, C(<folder>/<name>.json).
+    type: str
+    required: true
+"""
+
+EXAMPLES = r"""
+# templates/grafana/dashboards/beryl3-application-performance.json.j2 holds only:
+#   {{ stagectl | stagectl.staging.grafana_dashboard('beryl3/application-performance.json') }}
+
+- name: Every dashboard path, for a manifest loop
+  ansible.builtin.debug:
+    msg: "{{ stagectl | stagectl.staging.grafana_dashboard_paths }}"
+"""
+
+RETURN = r"""
+_value:
+  description:
+    - C(grafana_dashboard) returns the dashboard JSON text.
+    - C(grafana_dashboard_paths) returns the list of relative paths.
+  type: raw
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+
+try:
+    from stagectl.dashboards import (
+        DashboardInputError,
+        UnknownDashboard,
+        dashboard_paths,
+        render,
+    )
+
+    IMPORT_ERROR: Exception | None = None
+except ImportError as exc:  # pragma: no cover - only without the stagectl package
+    IMPORT_ERROR = exc
+
+
+def _plain(data: Any) -> Any:
+    """Ansible 2.19 hands over lazy, tagged containers; the builders want plain Python values."""
+    if isinstance(data, Mapping):
+        return {str(k): _plain(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_plain(v) for v in data]
+    if isinstance(data, bool) or data is None:
+        return data
+    for kind in (int, float, str):
+        if isinstance(data, kind):
+            return kind(data)
+    return data
+
+
+def _check(stagectl: Any) -> dict[str, Any]:
+    if IMPORT_ERROR is not None:
+        raise AnsibleFilterError(
+            f"the stagectl Python package is not importable by Ansible ({IMPORT_ERROR}); "
+            "install stagectl in the same Python environment as ansible-core"
+        )
+    if not isinstance(stagectl, Mapping):
+        raise AnsibleFilterError(
+            "grafana_dashboard expects the `stagectl` variable (a mapping), "
+            f"got {type(stagectl).__name__}"
+        )
+    plain: dict[str, Any] = _plain(stagectl)
+    return plain
+
+
+def grafana_dashboard(stagectl: Any, path: str) -> str:
+    try:
+        return render(_check(stagectl), str(path))
+    except (UnknownDashboard, DashboardInputError) as exc:
+        raise AnsibleFilterError(f"grafana_dashboard: {exc}") from None
+
+
+def grafana_dashboard_paths(stagectl: Any) -> list[str]:
+    try:
+        return dashboard_paths(_check(stagectl))
+    except DashboardInputError as exc:
+        raise AnsibleFilterError(f"grafana_dashboard_paths: {exc}") from None
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {
+            "grafana_dashboard": grafana_dashboard,
+            "grafana_dashboard_paths": grafana_dashboard_paths,
+        }

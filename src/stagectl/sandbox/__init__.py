@@ -1,0 +1,1 @@
+"""Local rehearsal servers and the images they need (test-bed plumbing)."""
