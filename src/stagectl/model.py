@@ -247,6 +247,11 @@ class Backups(Strict):
 class Docker(Strict):
     log_max_size: str = "10m"
     log_max_file: Annotated[int, Field(ge=1, le=100)] = 5
+    preload_archives: list[str] = Field(
+        default_factory=list,
+        description="`docker save` archives on the server, loaded once Docker is installed: for "
+        "servers that cannot reach a registry (and the sandbox)",
+    )
 
 
 class Security(Strict):
