@@ -90,6 +90,9 @@ def derive(env: Environment) -> dict[str, Any]:
         "certificates": {
             **env.staging.certificates.model_dump(),
             "email": env.staging.certificates.email or f"admin@{domain}",
+            # ACME HTTP-01 webroot of the monitoring domains (projects use their own ssl/ dir).
+            "shared_webroot": f"{settings.paths.shared}/nginx/acme",
+            "live_dir": "/etc/letsencrypt/live",
         },
         "backups": settings.backups.model_dump(),
         "docker": settings.docker.model_dump(),

@@ -28,7 +28,14 @@ IMAGE_RE = re.compile(r"^[a-z0-9]+([._/:@-][a-zA-Z0-9_.-]+)*$")
 MAX_PROJECT_NAME = 40
 
 
+# Names the shared stack uses for itself in labels, dashboard folders and nginx maps.
+# `monitoring` and `projects` are also the shared Docker networks a project network would shadow.
+RESERVED_PROJECT_NAMES = frozenset({"shared", "host", "monitoring", "projects"})
+
+
 def _slug(value: str) -> str:
+    if value in RESERVED_PROJECT_NAMES:
+        raise ValueError(f"'{value}' is reserved for the shared stack; pick another project name")
     if len(value) > MAX_PROJECT_NAME:
         raise ValueError(f"'{value}' is longer than {MAX_PROJECT_NAME} characters")
     if not SLUG_RE.match(value):
@@ -191,6 +198,7 @@ class SharedServices(Strict):
     cadvisor: SharedService = _svc("gcr.io/cadvisor/cadvisor:v0.52.1", "256m", 8080)
     alloy: SharedService = _svc("grafana/alloy:v1.11.3", "256m", 12345)
     blackbox_exporter: SharedService = _svc("prom/blackbox-exporter:v0.27.0", "64m", 9115)
+    nginx_exporter: SharedService = _svc("nginx/nginx-prometheus-exporter:1.4.2", "32m", 9113)
     nginx: SharedService = _svc("nginx:1.28.0", "128m", 80)
 
 
@@ -312,14 +320,19 @@ def without_ansible_variables(data: Any) -> Any:
 # --- group_vars/vault.yml -----------------------------------------------------------------------
 
 
+# Letters and digits only: these passwords go into URLs, redis.conf and healthcheck commands.
+UrlSafeSecret = Annotated[str, Field(min_length=16, pattern=r"^[A-Za-z0-9]+$")]
+
+
 class ProjectSecrets(Strict):
-    postgres_password: Secret
-    redis_password: Secret
+    postgres_password: UrlSafeSecret
+    redis_password: UrlSafeSecret
     django_secret_key: Annotated[str, Field(min_length=50)]
 
 
 class Vault(Strict):
     vault_grafana_admin_password: Secret
+    vault_grafana_secret_key: Secret
     vault_prometheus_password: Secret
     vault_prometheus_password_bcrypt: str = Field(pattern=r"^\$2[aby]\$\d\d\$.{53}$")
     vault_projects: dict[str, ProjectSecrets] = Field(default_factory=dict)

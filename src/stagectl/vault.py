@@ -41,6 +41,8 @@ def new_vault(project_names: list[str]) -> dict[str, Any]:
     prometheus_password = random_password()
     return {
         "vault_grafana_admin_password": random_password(),
+        # Grafana encrypts the secrets it stores (datasource passwords) with this key.
+        "vault_grafana_secret_key": random_password(40),
         "vault_prometheus_password": prometheus_password,
         # Prometheus' web config takes a bcrypt hash; kept beside the password because bcrypt salts
         # are random and a re-hash on every run would make every deploy "changed".
@@ -70,6 +72,7 @@ def fill_missing(vault: dict[str, Any], project_names: list[str]) -> list[str]:
             added.append(f"vault_projects.{name}")
     for key, make in (
         ("vault_grafana_admin_password", random_password),
+        ("vault_grafana_secret_key", lambda: random_password(40)),
         ("vault_prometheus_password", random_password),
     ):
         if key not in vault:

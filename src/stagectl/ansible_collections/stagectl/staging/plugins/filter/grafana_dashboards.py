@@ -14,7 +14,9 @@ description:
     C(<project>/application-performance.json), C(<project>/database-performance.json) and
     C(<project>/infrastructure.json).
   - The same file also provides C(stagectl.staging.grafana_dashboard_paths), which returns the
-    list of every relative path of the environment, shared dashboards first.
+    list of every relative path of the environment, shared dashboards first, and
+    C(stagectl.staging.grafana_dashboard_files), which returns them as entries of a role's file
+    manifest (src, dest, mode, kind, dashboard) for a given template and destination directory.
   - Needs the C(stagectl) Python package importable by Ansible (it ships this collection).
 positional: path
 options:
@@ -107,9 +109,18 @@ def grafana_dashboard_paths(stagectl: Any) -> list[str]:
         raise AnsibleFilterError(f"grafana_dashboard_paths: {exc}") from None
 
 
+def grafana_dashboard_files(stagectl: Any, src: str, dest_dir: str) -> list[dict[str, str]]:
+    """Manifest entries: the number of dashboards follows the projects, so it cannot be a fixed list."""
+    return [
+        {"src": str(src), "dest": f"{dest_dir}/{path}", "mode": "0644", "kind": "json", "dashboard": path}
+        for path in grafana_dashboard_paths(stagectl)
+    ]
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
             "grafana_dashboard": grafana_dashboard,
             "grafana_dashboard_paths": grafana_dashboard_paths,
+            "grafana_dashboard_files": grafana_dashboard_files,
         }

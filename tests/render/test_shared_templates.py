@@ -1,0 +1,756 @@
+"""The shared stack (role shared_monitoring), rendered the real way and checked with the upstream
+tools where they are installed (promtool, amtool, nginx, docker compose), statically otherwise.
+
+Rendering goes through `ansible-playbook` and the role's own tasks/render.yml, with `stagectl`
+derived from an environment built by `stagectl init`, so what is tested is what `plan` renders
+and `deploy` writes. `render_shared` is the one place that knows how; it will switch to
+`stagectl plan --out` once that is the shorter path.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from stagectl import collection
+from stagectl.derived import derive
+from stagectl.environment import ALL_VARS, INVENTORY, STAGING_VARS, VAULT, load_environment
+from stagectl.errors import ToolMissing
+from stagectl.scaffold import init_environment
+from stagectl.validators import compose, nginx, prometheus, static
+from stagectl.validators.base import Finding, errors
+from stagectl.vault import decrypt, fill_missing, read_password_file, write_vault
+
+ROLE = collection.collection_root() / "roles" / "shared_monitoring"
+HOST = "staging-server"
+SHARED = "/opt/shared"
+CONTRACT_KINDS = {
+    "compose", "prometheus_config", "prometheus_rules", "prometheus_web", "alertmanager", "blackbox",
+    "loki", "alloy", "grafana_ini", "grafana_provisioning", "nginx_main", "nginx_project", "shell",
+    "systemd", "dockerfile", "env", "yaml", "json", "text",
+}
+SERVICES = {  # compose service -> key in stagectl.shared
+    "prometheus": "prometheus", "alertmanager": "alertmanager", "grafana": "grafana", "loki": "loki",
+    "node-exporter": "node_exporter", "cadvisor": "cadvisor", "alloy": "alloy",
+    "blackbox-exporter": "blackbox_exporter", "nginx": "nginx",
+}
+NO_BINARY = "no package in Debian or PyPI and Go modules are not served (shared/TESTBED.md)"
+
+
+# --- building an environment and rendering it --------------------------------------------------
+
+
+def _edit_yaml(path: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+    data = yaml.safe_load(path.read_text()) or {}
+    edit(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def make_environment(
+    root: Path,
+    password_file: Path,
+    *,
+    inventory: Callable[[dict[str, Any]], None] | None = None,
+    all_vars: Callable[[dict[str, Any]], None] | None = None,
+    staging_vars: Callable[[dict[str, Any]], None] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`stagectl init`, optional edits of its files, then (derived `stagectl`, vault)."""
+    init_environment(root, password_file)
+    for rel, edit in ((INVENTORY, inventory), (ALL_VARS, all_vars), (STAGING_VARS, staging_vars)):
+        if edit is not None:
+            _edit_yaml(root / rel, edit)
+    password = read_password_file(password_file)
+    vault = decrypt(root / VAULT, password)
+    names = [p["name"] for p in yaml.safe_load((root / INVENTORY).read_text())["staging"]["vars"]["projects"]]
+    if fill_missing(vault, names):  # secrets for projects an edit added, as `secrets generate` does
+        write_vault(root / VAULT, vault, password)
+    loaded = load_environment(root, vault_password_file=password_file)
+    return derive(loaded.env), vault
+
+
+@dataclass(frozen=True)
+class Rendered:
+    out: Path
+    stagectl: dict[str, Any]
+    vault: dict[str, Any]
+
+    @property
+    def root(self) -> Path:
+        """The rendered server: <out>/<host>."""
+        return self.out / HOST
+
+    def path(self, server_path: str) -> Path:
+        return self.root / server_path.lstrip("/")
+
+    def shared(self, rel: str) -> Path:
+        return self.path(f"{SHARED}/{rel}")
+
+    def text(self, rel: str) -> str:
+        return self.shared(rel).read_text()
+
+    def yaml(self, rel: str) -> Any:
+        return yaml.safe_load(self.text(rel))
+
+    def files(self) -> Iterator[Path]:
+        return (p for p in sorted(self.root.rglob("*")) if p.is_file())
+
+
+def render_shared(workdir: Path, stagectl: dict[str, Any], vault: dict[str, Any]) -> Rendered:
+    """Render the role's manifest with ansible-playbook, as `playbooks/render.yml` does."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    out = workdir / "out"
+    (workdir / "vars.json").write_text(json.dumps({"stagectl": stagectl, **vault}))
+    (workdir / "hosts.ini").write_text(f"[staging]\n{HOST} ansible_connection=local\n")
+    (workdir / "play.yml").write_text(yaml.safe_dump([{
+        "hosts": "staging",
+        "gather_facts": False,
+        "tasks": [{
+            "name": "Render the shared stack",
+            "ansible.builtin.include_role": {"name": "stagectl.staging.shared_monitoring", "tasks_from": "render"},
+        }],
+    }]))
+    env = {
+        **os.environ,
+        "ANSIBLE_COLLECTIONS_PATH": str(collection.collections_path()),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_RETRY_FILES_ENABLED": "0",
+        "ANSIBLE_LOCALHOST_WARNING": "0",
+        "ANSIBLE_HOME": str(workdir / ".ansible"),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "hosts.ini", "play.yml",
+         "-e", "@vars.json", "-e", f"stagectl_render_dir={out}"],
+        cwd=workdir, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return Rendered(out, stagectl, vault)
+
+
+def manifest() -> list[dict[str, Any]]:
+    return yaml.safe_load((ROLE / "vars" / "main.yml").read_text())["shared_monitoring_files"]
+
+
+def server_dest(entry: dict[str, Any]) -> str:
+    return entry["dest"].replace("{{ stagectl.paths.shared }}", SHARED)
+
+
+# --- fixtures: the seed's example, and a variant exercising the optional paths ----------------
+
+
+@pytest.fixture(scope="session")
+def example(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
+    base = tmp_path_factory.mktemp("shared-example")
+    stagectl, vault = make_environment(base / "env", base / "keys" / "vault-pass")
+    return render_shared(base / "render", stagectl, vault)
+
+
+def _variant_inventory(data: dict[str, Any]) -> None:
+    # A third project with a '-' in its name and ports left out (allocated on load).
+    data["staging"]["vars"]["projects"].append({
+        "name": "my-app", "domain": "my-app.staging.mdubiel.org", "repo": "https://example.invalid/my-app.git",
+    })
+
+
+def _variant_all(data: dict[str, Any]) -> None:
+    data["shared_services"]["prometheus"]["image"] = "registry.example.invalid/prometheus:v3.5.0-custom"
+    data["shared_services"]["prometheus"]["retention"] = "45d"
+    data["shared_services"]["loki"]["retention"] = "7d"
+    data["docker"] = {"log_max_size": "20m", "log_max_file": 3}
+
+
+def _variant_staging(data: dict[str, Any]) -> None:
+    data["alerting"] = {
+        "email_to": "ops@example.invalid",
+        "smarthost": "localhost:25",
+        "webhook_urls": ["https://hooks.example.invalid/a", "https://hooks.example.invalid/b?x=1&y=2"],
+    }
+    data["certificates"] = {"provider": "selfsigned"}
+
+
+@pytest.fixture(scope="session")
+def variant(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
+    base = tmp_path_factory.mktemp("shared-variant")
+    stagectl, vault = make_environment(
+        base / "env", base / "keys" / "vault-pass",
+        inventory=_variant_inventory, all_vars=_variant_all, staging_vars=_variant_staging,
+    )
+    # Not in the model yet: the main nginx's exporter renders when the model provides it.
+    stagectl["shared"]["nginx_exporter"] = {
+        "image": "nginx/nginx-prometheus-exporter:1.4.2", "memory": "32m", "port": 9113,
+        "published": False, "retention": None,
+    }
+    return render_shared(base / "render", stagectl, vault)
+
+
+@pytest.fixture(scope="session")
+def no_projects(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
+    base = tmp_path_factory.mktemp("shared-empty")
+    stagectl, vault = make_environment(
+        base / "env", base / "keys" / "vault-pass",
+        inventory=lambda data: data["staging"]["vars"].update(projects=[]),
+    )
+    return render_shared(base / "render", stagectl, vault)
+
+
+@pytest.fixture(params=["example", "variant", "no_projects"])
+def rendered(request: pytest.FixtureRequest) -> Rendered:
+    return request.getfixturevalue(request.param)
+
+
+def _require(findings_or_tool: Callable[[], list[Finding]]) -> list[Finding]:
+    """Run a validator; skip the test cleanly when its tool is not installed."""
+    try:
+        return findings_or_tool()
+    except ToolMissing as exc:
+        pytest.skip(f"{exc.tool} is not installed ({exc.hint}); scripts/testbed-setup.sh validators installs it")
+
+
+def _messages(findings: list[Finding]) -> str:
+    return "\n".join(f"{f.severity}: {f.file}: {f.message}" for f in findings)
+
+
+# --- the manifest and the render itself ---------------------------------------------------------
+
+
+def test_manifest_follows_the_contract() -> None:
+    entries = manifest()
+    templates = {str(p.relative_to(ROLE / "templates")) for p in (ROLE / "templates").rglob("*.j2")}
+    assert {e["src"] for e in entries} == templates, "every template is in the manifest, and only those"
+    dests = [server_dest(e) for e in entries]
+    assert len(dests) == len(set(dests))
+    for entry in entries:
+        assert {"src", "dest", "mode", "kind"} <= set(entry), entry
+        assert entry["kind"] in CONTRACT_KINDS, entry
+        assert entry["dest"].startswith("{{ stagectl.paths.shared }}/"), entry
+        assert re.fullmatch(r"0[0-7]{3}", entry["mode"]), entry
+        if "secrets/" in entry["dest"]:
+            assert entry["mode"] == "0600" and entry["kind"] == "text" and "owner" in entry, entry
+    kinds = {server_dest(e).removeprefix(f"{SHARED}/"): e["kind"] for e in entries}
+    assert kinds["docker-compose.yml"] == "compose"
+    assert kinds["prometheus/config/prometheus.yml"] == "prometheus_config"
+    assert {k for k, v in kinds.items() if v == "prometheus_rules"} == {
+        f"prometheus/config/rules/{g}.yml" for g in ("meta", "database", "application", "system", "ssl")
+    }
+
+
+def test_render_task_file_is_the_agreed_pattern() -> None:
+    tasks = yaml.safe_load((ROLE / "tasks" / "render.yml").read_text())
+    assert [t["name"] for t in tasks] == [
+        "Create the render directories for the shared stack", "Render the shared stack files",
+    ]
+    assert all(t["delegate_to"] == "localhost" for t in tasks)
+
+
+def test_every_manifest_file_is_rendered_with_its_mode(example: Rendered) -> None:
+    rendered = {"/" + str(p.relative_to(example.root)) for p in example.files()}
+    assert rendered == {server_dest(e) for e in manifest()}
+    for entry in manifest():
+        mode = stat.S_IMODE(example.path(server_dest(entry)).stat().st_mode)
+        assert mode == int(entry["mode"], 8), entry["dest"]
+
+
+def test_rendering_is_deterministic(example: Rendered, tmp_path: Path) -> None:
+    again = render_shared(tmp_path, example.stagectl, example.vault)
+    for path in example.files():
+        assert again.root.joinpath(path.relative_to(example.root)).read_bytes() == path.read_bytes(), path
+
+
+def test_secrets_appear_only_in_0600_secret_files(rendered: Rendered) -> None:
+    secrets = {
+        "grafana admin": rendered.vault["vault_grafana_admin_password"],
+        "prometheus": rendered.vault["vault_prometheus_password"],
+    }
+    holders: dict[str, set[str]] = {name: set() for name in secrets}
+    for path in rendered.files():
+        text = path.read_text()
+        for name, value in secrets.items():
+            if value in text:
+                holders[name].add(str(path.relative_to(rendered.shared(""))))
+                assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+                assert text == value, f"{path}: a secret file holds the secret alone"
+    assert holders == {
+        "grafana admin": {"grafana/config/secrets/admin_password"},
+        "prometheus": {"prometheus/config/secrets/prometheus_password", "grafana/config/secrets/prometheus_password"},
+    }
+
+
+def test_managed_header_and_no_timestamps(rendered: Rendered) -> None:
+    for path in rendered.files():
+        if "secrets" in path.parts:
+            continue
+        text = path.read_text()
+        assert "Managed by stagectl" in text.split("\n", 3)[0] + text.split("\n", 3)[1], path
+        assert not re.search(r"20\d\d-\d\d-\d\dT\d\d:", text), path
+
+
+# --- docker-compose.yml ---------------------------------------------------------------------------
+
+
+def test_compose_services_follow_the_model(rendered: Rendered) -> None:
+    data = rendered.yaml("docker-compose.yml")
+    shared = rendered.stagectl["shared"]
+    docker = rendered.stagectl["docker"]
+    expected = set(SERVICES) | ({"nginx-edge-exporter"} if "nginx_exporter" in shared else set())
+    assert set(data["services"]) == expected
+    assert data["networks"] == {
+        "monitoring": {"name": "monitoring", "external": True},
+        "projects": {"name": "projects", "external": True},
+    }
+    for name, service in data["services"].items():
+        key = SERVICES.get(name, "nginx_exporter")
+        assert service["image"] == shared[key]["image"], name
+        assert service["mem_limit"] == shared[key]["memory"], name
+        assert service["restart"] == "unless-stopped", name
+        assert service["logging"] == {
+            "driver": "json-file",
+            "options": {"max-size": docker["log_max_size"], "max-file": str(docker["log_max_file"])},
+        }, name
+        assert service["labels"] == {"org.stagectl.project": "shared", "org.stagectl.service": name}
+        assert "healthcheck" in service, name
+        assert "network_mode" not in service and not service.get("privileged"), name
+        ports = service.get("ports", [])
+        if name == "nginx":
+            assert ports == ["80:80", "443:443"]
+            assert service["networks"] == ["projects", "monitoring"]
+        elif shared[key]["published"]:
+            port = shared[key]["port"]
+            assert ports == [f"127.0.0.1:{port}:{port}"], name
+            assert service["networks"] == ["monitoring"]
+        else:
+            assert ports == [], name
+    assert compose.check_policy(rendered.shared("docker-compose.yml")) == []
+
+
+def test_compose_seed_values(example: Rendered) -> None:
+    services = example.yaml("docker-compose.yml")["services"]
+    published = {name: s["ports"] for name, s in services.items() if name != "nginx" and s.get("ports")}
+    assert published == {
+        "grafana": ["127.0.0.1:3000:3000"], "prometheus": ["127.0.0.1:9090:9090"],
+        "loki": ["127.0.0.1:3100:3100"], "alertmanager": ["127.0.0.1:9093:9093"],
+    }
+    args = services["prometheus"]["command"]
+    assert "--storage.tsdb.retention.time=30d" in args
+    assert "--web.config.file=/etc/prometheus/web.yml" in args
+    assert "--web.enable-lifecycle" in args
+    assert "--web.external-url=https://prometheus.staging.mdubiel.org/" in args
+    assert "/opt/shared/prometheus/data:/prometheus" in services["prometheus"]["volumes"]
+    assert "/opt/shared/grafana/data:/var/lib/grafana" in services["grafana"]["volumes"]
+    assert "/opt/shared/loki/data:/loki" in services["loki"]["volumes"]
+
+
+def test_compose_hardening_choices(example: Rendered) -> None:
+    services = example.yaml("docker-compose.yml")["services"]
+    node = services["node-exporter"]
+    assert node["pid"] == "host" and "--path.rootfs=/host" in node["command"]
+    assert "/:/host:ro,rslave" in node["volumes"]
+    cadvisor = services["cadvisor"]
+    assert cadvisor["devices"] == ["/dev/kmsg"] and not cadvisor.get("privileged")
+    assert all(v.endswith(":ro") for v in cadvisor["volumes"])
+    alloy = services["alloy"]["volumes"]
+    assert "/var/run/docker.sock:/var/run/docker.sock:ro" in alloy
+    assert "/var/log/journal:/var/log/journal:ro" in alloy
+    assert services["grafana"]["environment"] == {
+        "GF_SECURITY_ADMIN_PASSWORD__FILE": "/etc/grafana/secrets/admin_password",
+    }
+    # Configuration is mounted read-only, as whole directories (a file mount would pin the inode).
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            if "/config:" in volume:
+                assert volume.endswith(":ro") and volume.split(":")[0].endswith("/config"), (name, volume)
+
+
+def test_compose_nginx_mounts_every_acme_webroot(rendered: Rendered) -> None:
+    volumes = rendered.yaml("docker-compose.yml")["services"]["nginx"]["volumes"]
+    assert "/etc/letsencrypt:/etc/letsencrypt:ro" in volumes
+    assert f"{SHARED}/nginx/config:/etc/nginx/stagectl:ro" in volumes
+    for project in rendered.stagectl["projects"]:
+        assert f"{project['dirs']['ssl']}:/var/www/acme/{project['name']}:ro" in volumes
+
+
+def test_compose_images_and_rotation_come_from_the_environment(variant: Rendered) -> None:
+    services = variant.yaml("docker-compose.yml")["services"]
+    assert services["prometheus"]["image"] == "registry.example.invalid/prometheus:v3.5.0-custom"
+    assert "--storage.tsdb.retention.time=45d" in services["prometheus"]["command"]
+    assert services["loki"]["logging"]["options"] == {"max-size": "20m", "max-file": "3"}
+    # email through a relay on the server itself: reachable from the container as the host
+    assert services["alertmanager"]["extra_hosts"] == ["host.docker.internal:host-gateway"]
+    assert services["nginx-edge-exporter"]["healthcheck"] == {"disable": True}
+
+
+def test_compose_paths_the_configs_name_exist_in_the_containers(rendered: Rendered) -> None:
+    """Container paths written in one file (healthchecks, secrets, rule files) resolve through
+    the compose mounts to files of the render."""
+    services = rendered.yaml("docker-compose.yml")["services"]
+
+    def resolve(service: str, container_path: str) -> Path:
+        for volume in services[service]["volumes"]:
+            source, target = volume.split(":")[:2]
+            if container_path == target or container_path.startswith(target + "/"):
+                return rendered.path(source + container_path[len(target):])
+        raise AssertionError(f"{container_path} is not mounted into {service}")
+
+    for arg in services["prometheus"]["command"]:
+        if arg.startswith(("--config.file=", "--web.config.file=")):
+            assert resolve("prometheus", arg.split("=", 1)[1]).is_file(), arg
+    health = [a for a in services["prometheus"]["healthcheck"]["test"] if a.startswith("--http.config.file=")]
+    http_config = resolve("prometheus", health[0].split("=", 1)[1])
+    assert resolve("prometheus", yaml.safe_load(http_config.read_text())["basic_auth"]["password_file"]).is_file()
+    assert resolve("grafana", services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD__FILE"]).is_file()
+    assert resolve("grafana", "/etc/grafana/grafana.ini").is_file()
+    datasources = rendered.text("grafana/config/provisioning/datasources/stagectl.yml")
+    for match in re.findall(r"\$__file\{([^}]+)\}", datasources):
+        assert resolve("grafana", match).is_file(), match
+    assert resolve("loki", "/etc/loki/loki.yml").is_file()
+    assert resolve("alloy", "/etc/alloy/config.alloy").is_file()
+    assert resolve("alertmanager", "/etc/alertmanager/alertmanager.yml").is_file()
+    assert resolve("blackbox-exporter", "/etc/blackbox_exporter/blackbox.yml").is_file()
+    assert resolve("nginx", "/etc/nginx/stagectl/nginx.conf").is_file()
+
+
+@pytest.mark.validators
+def test_compose_config_accepts_the_stack(rendered: Rendered) -> None:
+    findings = _require(lambda: compose.check(rendered.shared("docker-compose.yml")))
+    assert errors(findings) == [], _messages(findings)
+
+
+def test_compose_policy_rejects_a_port_past_the_firewall(example: Rendered, tmp_path: Path) -> None:
+    data = example.yaml("docker-compose.yml")
+    data["services"]["grafana"]["ports"] = ["3000:3000"]
+    del data["services"]["loki"]["healthcheck"]
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(yaml.safe_dump(data))
+    messages = [f.message for f in compose.check_policy(broken)]
+    assert any("grafana: publishes port 3000 on every address" in m for m in messages), messages
+    assert any("loki: no healthcheck" in m for m in messages), messages
+
+
+# --- Prometheus ----------------------------------------------------------------------------------
+
+
+def _targets(config: dict[str, Any], job: str) -> list[tuple[str, dict[str, str]]]:
+    [scrape] = [s for s in config["scrape_configs"] if s["job_name"] == job]
+    return [(t, group.get("labels", {})) for group in scrape["static_configs"] for t in group["targets"]]
+
+
+def test_prometheus_scrapes_every_project_exporter_with_labels(rendered: Rendered) -> None:
+    config = rendered.yaml("prometheus/config/prometheus.yml")
+    assert config["global"]["external_labels"] == {"environment": rendered.stagectl["environment_name"]}
+    assert config["rule_files"] == ["rules/*.yml"]
+    jobs = [s["job_name"] for s in config["scrape_configs"]]
+    assert len(jobs) == len(set(jobs))
+    for job in ("prometheus", "alertmanager", "node-exporter", "cadvisor", "grafana", "loki", "alloy",
+                "blackbox-exporter", "blackbox-http", "blackbox-tls"):
+        assert job in jobs
+    for scrape in config["scrape_configs"]:
+        for group in scrape["static_configs"]:
+            assert {"project", "service"} <= set(group.get("labels", {})), scrape["job_name"]
+    projects = rendered.stagectl["projects"]
+    for job, suffix, service in (("postgres-exporter", "postgres-exporter:9187", "postgres"),
+                                 ("redis-exporter", "redis-exporter:9121", "redis"),
+                                 ("nginx-exporter", "nginx-exporter:9113", "nginx"),
+                                 ("django", "django:8000", "django")):
+        if not projects:
+            assert job not in jobs
+            continue
+        assert _targets(config, job) == [
+            (f"{p['name']}-{suffix}", {"project": p["name"], "service": service}) for p in projects
+        ]
+    probes = [t for t, _ in _targets(config, "blackbox-http")]
+    assert probes == [f"https://{p['domain']}/healthz" for p in projects] + [
+        f"https://{rendered.stagectl['monitoring_domains']['grafana']}/api/health"
+    ]
+    [self_scrape] = [s for s in config["scrape_configs"] if s["job_name"] == "prometheus"]
+    assert self_scrape["basic_auth"] == {"username": "admin", "password_file": "secrets/prometheus_password"}
+
+
+def test_prometheus_config_has_no_prometheus3_only_keys(rendered: Rendered) -> None:
+    text = rendered.text("prometheus/config/prometheus.yml")
+    for key in ("scrape_protocols", "fallback_scrape_protocol", "metric_name_validation_scheme",
+                "always_scrape_classic_histograms", "convert_classic_histograms_to_nhcb",
+                "scrape_config_files", "otlp", "runtime"):
+        assert f"{key}:" not in text
+
+
+def test_blackbox_modules_used_by_prometheus_exist(rendered: Rendered) -> None:
+    modules = rendered.yaml("blackbox/config/blackbox.yml")["modules"]
+    config = rendered.yaml("prometheus/config/prometheus.yml")
+    used = {m for s in config["scrape_configs"] for m in (s.get("params") or {}).get("module", [])}
+    assert used and used <= set(modules)
+    skip = rendered.stagectl["certificates"]["provider"] == "selfsigned"
+    assert {m["prober"]: m[m["prober"]]["tls_config"]["insecure_skip_verify"] for m in modules.values()} == {
+        "http": skip, "tcp": skip,
+    }
+    assert static.check_blackbox(rendered.shared("blackbox/config/blackbox.yml")) == []
+
+
+def _rules(rendered: Rendered) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(rendered.shared("prometheus/config/rules").glob("*.yml")):
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            groups[group["name"]] = group["rules"]
+    return groups
+
+
+def test_rule_catalogue_covers_the_seed(example: Rendered) -> None:
+    groups = _rules(example)
+    assert set(groups) == {"meta", "database", "application", "system", "ssl"}
+    names = {group: {r["alert"] for r in rules} for group, rules in groups.items()}
+    assert {"Watchdog"} <= names["meta"]
+    assert {"PostgresDown", "PostgresTooManyConnections", "PostgresLongRunningQuery",
+            "PostgresDatabaseDiskUsageHigh", "RedisDown"} <= names["database"]
+    assert {"DjangoDown", "DjangoHighErrorRate", "DjangoHighLatency", "QueueBacklogHigh"} <= names["application"]
+    assert {"HostHighCpuUsage", "HostMemoryLow", "HostDiskSpaceLow", "EndpointDown"} <= names["system"]
+    assert {"SslCertificateExpiringSoon"} <= names["ssl"]
+    for rules in groups.values():
+        for rule in rules:
+            assert {"alert", "expr", "for", "labels", "annotations"} <= set(rule), rule
+            assert rule["labels"]["severity"] in {"critical", "warning", "none"}, rule
+            summary = rule["annotations"]["summary"]
+            if rule["alert"] == "Watchdog":
+                assert summary.startswith("[shared]")
+            else:
+                assert summary.startswith("[{{ $labels.project }}]"), rule["alert"]
+
+
+@pytest.mark.validators
+def test_promtool_accepts_config_and_rules(rendered: Rendered) -> None:
+    config = rendered.shared("prometheus/config/prometheus.yml")
+    findings = _require(lambda: prometheus.check_config(config))
+    assert findings == [], _messages(findings)
+    for rules in sorted(rendered.shared("prometheus/config/rules").glob("*.yml")):
+        assert prometheus.check_rules(rules) == [], rules
+    web = rendered.shared("prometheus/config/web.yml")
+    assert prometheus.check_web_config(web) == []
+    assert yaml.safe_load(web.read_text()) == {
+        "basic_auth_users": {"admin": rendered.vault["vault_prometheus_password_bcrypt"]},
+    }
+
+
+@pytest.mark.validators
+def test_promtool_rejects_a_broken_rule_with_its_own_message(example: Rendered, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yml"
+    text = example.text("prometheus/config/rules/database.yml")
+    broken.write_text(text.replace("expr: pg_up == 0", "expr: sum(rate(pg_up[5m])", 1))
+    findings = _require(lambda: prometheus.check_rules(broken))
+    assert len(findings) == 1 and findings[0].tool == "promtool"
+    assert "FAILED" in findings[0].message and "parse error" in findings[0].message, findings[0].message
+
+
+# --- Alertmanager --------------------------------------------------------------------------------
+
+
+def test_alertmanager_routes_and_inhibitions(rendered: Rendered) -> None:
+    config = rendered.yaml("alertmanager/config/alertmanager.yml")
+    route = config["route"]
+    assert route["receiver"] == "default" and "project" in route["group_by"]
+    assert route["routes"][0] == {"receiver": "null", "matchers": ['alertname = "Watchdog"']}
+    assert {tuple(r["matchers"]) for r in route["routes"][1:]} == {
+        ('severity = "critical"',), ('severity = "warning"',),
+    }
+    sources = {m for rule in config["inhibit_rules"] for m in rule["source_matchers"]}
+    assert 'alertname = "DjangoDown"' in sources and 'severity = "critical"' in sources
+    receivers = {r["name"]: r for r in config["receivers"]}
+    assert set(receivers) == {"null", "default"}
+    alerting = rendered.stagectl["alerting"]
+    if alerting["email_to"]:
+        assert receivers["default"]["email_configs"] == [{"to": alerting["email_to"], "send_resolved": True}]
+        assert config["global"]["smtp_smarthost"] == "host.docker.internal:25"
+        assert config["global"]["smtp_require_tls"] is False
+        assert config["global"]["smtp_from"] == f"alertmanager@{rendered.stagectl['server_domain']}"
+    else:
+        assert "email_configs" not in receivers["default"] and "global" not in config
+    assert [w["url"] for w in receivers["default"].get("webhook_configs", [])] == alerting["webhook_urls"]
+
+
+@pytest.mark.validators
+def test_amtool_accepts_the_configuration(rendered: Rendered) -> None:
+    findings = _require(lambda: prometheus.check_alertmanager(rendered.shared("alertmanager/config/alertmanager.yml")))
+    assert findings == [], _messages(findings)
+
+
+# --- Grafana, Loki, Alloy (no binary here: static checks) ---------------------------------------
+
+
+def test_grafana_ini(rendered: Rendered) -> None:
+    path = rendered.shared("grafana/config/grafana.ini")
+    domain = rendered.stagectl["monitoring_domains"]["grafana"]
+    assert static.check_grafana_ini(path, domain=domain) == []
+    ini = configparser.RawConfigParser(comment_prefixes=("#", ";"), interpolation=None)
+    ini.read_string(path.read_text())
+    assert ini.get("server", "root_url") == f"https://{domain}/"
+    assert ini.get("paths", "data") == "/var/lib/grafana"
+    assert ini.get("auth.anonymous", "enabled") == "false"
+    assert rendered.vault["vault_grafana_admin_password"] not in path.read_text()
+
+
+def test_grafana_provisioning(rendered: Rendered) -> None:
+    datasources_path = rendered.shared("grafana/config/provisioning/datasources/stagectl.yml")
+    providers_path = rendered.shared("grafana/config/provisioning/dashboards/stagectl.yml")
+    for path in (datasources_path, providers_path):
+        assert static.check_grafana_provisioning(path) == [], path
+    sources = {d["uid"]: d for d in yaml.safe_load(datasources_path.read_text())["datasources"]}
+    assert set(sources) == {"prometheus", "loki", "alertmanager"}
+    assert sources["prometheus"]["basicAuth"] is True and sources["prometheus"]["basicAuthUser"] == "admin"
+    assert sources["prometheus"]["secureJsonData"]["basicAuthPassword"].startswith("$__file{")
+    assert sources["loki"]["url"] == "http://loki:3100"
+    providers = yaml.safe_load(providers_path.read_text())["providers"]
+    folders = ["shared", *rendered.stagectl["project_names"]]
+    assert [p["name"] for p in providers] == folders
+    assert [p["options"]["path"] for p in providers] == [f"/var/lib/grafana/dashboards/{f}" for f in folders]
+    assert providers[0]["folder"] == "Shared"
+
+
+def test_loki_static(rendered: Rendered) -> None:
+    path = rendered.shared("loki/config/loki.yml")
+    retention = rendered.stagectl["shared"]["loki"]["retention"]
+    assert static.check_loki(path, retention=retention) == []
+    config = yaml.safe_load(path.read_text())
+    assert config["limits_config"]["retention_period"] == retention
+    assert config["compactor"]["delete_request_store"] == "filesystem"
+    assert config["ingester"]["chunk_encoding"] == "snappy"
+    assert config["server"]["http_listen_port"] == rendered.stagectl["shared"]["loki"]["port"]
+
+
+def test_loki_seed_retention(example: Rendered) -> None:
+    assert example.yaml("loki/config/loki.yml")["limits_config"]["retention_period"] == "14d"
+
+
+def test_loki_static_check_catches_a_wrong_retention(example: Rendered) -> None:
+    findings = static.check_loki(example.shared("loki/config/loki.yml"), retention="30d")
+    assert [f.message for f in findings] == ["limits_config.retention_period is 14d, the environment says 30d"]
+
+
+@pytest.mark.validators
+def test_loki_verify_config_with_the_real_binary(example: Rendered) -> None:
+    loki = shutil.which("loki")
+    if loki is None:
+        pytest.skip(f"the loki binary is not obtainable here ({NO_BINARY}); the file is checked by "
+                    "test_loki_static instead")
+    proc = subprocess.run([loki, f"-config.file={example.shared('loki/config/loki.yml')}", "-verify-config"],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_alloy_static(rendered: Rendered) -> None:
+    path = rendered.shared("alloy/config/config.alloy")
+    assert static.check_alloy(path) == []
+    text = path.read_text()
+    for needed in ('discovery.docker "containers"', 'loki.source.docker "containers"',
+                   'loki.source.journal "host"', "stage.json", 'level   = "level"', 'logger  = "logger"',
+                   'message = "message"', '"__meta_docker_container_label_org_stagectl_project"',
+                   '"__meta_docker_container_label_com_docker_compose_project"',
+                   'url = "http://loki:3100/loki/api/v1/push"'):
+        assert needed in text, needed
+
+
+def test_alloy_static_check_catches_broken_configs(example: Rendered, tmp_path: Path) -> None:
+    text = example.text("alloy/config/config.alloy")
+    cases = {
+        "undefined": (text.replace("loki.write.default.receiver]", "loki.write.missing.receiver]", 1),
+                      "loki.write.missing.receiver refers to a component that is not defined"),
+        "brace": (text.replace('loki.write "default" {', 'loki.write "default" {{', 1), "is never closed"),
+        "string": (text + '\nlogging { level = "info }\n', "unterminated string"),
+    }
+    for name, (broken, expected) in cases.items():
+        path = tmp_path / f"{name}.alloy"
+        path.write_text(broken)
+        messages = [f.message for f in static.check_alloy(path)]
+        assert any(expected in m for m in messages), (name, messages)
+
+
+@pytest.mark.validators
+def test_alloy_fmt_with_the_real_binary(example: Rendered) -> None:
+    alloy = shutil.which("alloy")
+    if alloy is None:
+        pytest.skip(f"the alloy binary is not obtainable here ({NO_BINARY}); the file is checked by "
+                    "test_alloy_static instead")
+    proc = subprocess.run([alloy, "fmt", str(example.shared("alloy/config/config.alloy"))],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.validators
+def test_grafana_with_the_real_binary() -> None:
+    if shutil.which("grafana") is None:
+        pytest.skip(f"grafana is not obtainable here ({NO_BINARY}); grafana.ini and provisioning are "
+                    "checked by test_grafana_ini and test_grafana_provisioning instead")
+
+
+# --- the main nginx --------------------------------------------------------------------------------
+
+
+def test_nginx_routes_every_project_and_monitoring_domain(rendered: Rendered) -> None:
+    projects_conf = rendered.text("nginx/config/conf.d/projects.conf")
+    for project in rendered.stagectl["projects"]:
+        domain, name = project["domain"], project["name"]
+        assert projects_conf.count(f"server_name {domain};") == 2
+        assert f"root /var/www/acme/{name};" in projects_conf
+        assert f"ssl_certificate /etc/letsencrypt/live/{domain}/fullchain.pem;" in projects_conf
+        assert f"ssl_certificate_key /etc/letsencrypt/live/{domain}/privkey.pem;" in projects_conf
+        assert f"set $stagectl_upstream http://{project['containers']['nginx']}:80;" in projects_conf
+    assert "proxy_pass http://" not in projects_conf, "upstreams are variables (resolved at request time)"
+    domains = rendered.stagectl["monitoring_domains"]
+    monitoring_conf = rendered.text("nginx/config/conf.d/monitoring.conf")
+    assert "set $stagectl_upstream http://grafana:3000;" in monitoring_conf
+    assert "set $stagectl_upstream http://prometheus:9090;" in monitoring_conf
+    assert f"return 301 https://{domains['grafana']}$request_uri;" in monitoring_conf
+    assert "location ~ ^/-/(reload|quit)$ {\n        return 403;" in monitoring_conf
+    main = rendered.text("nginx/config/nginx.conf")
+    assert "server_tokens off;" in main and "resolver 127.0.0.11 valid=10s" in main
+    assert "include /etc/nginx/stagectl/conf.d/*.conf;" in main
+    default_conf = rendered.text("nginx/config/conf.d/default.conf")
+    assert "return 444;" in default_conf and "stub_status;" in default_conf
+
+
+@pytest.mark.validators
+def test_nginx_t_accepts_the_configuration(rendered: Rendered) -> None:
+    found = nginx.tree_for(rendered.root, f"{SHARED}/nginx/config/nginx.conf")
+    assert found is not None
+    tree, container_path = found
+    assert tree.main == container_path == "/etc/nginx/stagectl/nginx.conf"
+    findings = _require(lambda: nginx.check_tree(tree))
+    assert errors(findings) == [], _messages(findings)
+    assert [f for f in findings if f.severity == "warning"] == [], _messages(findings)
+
+
+@pytest.mark.validators
+def test_nginx_check_file_adapter_passes_each_file(example: Rendered) -> None:
+    from stagectl.render import RenderedFile
+
+    for entry in manifest():
+        if entry["kind"] != "nginx_main":
+            continue
+        dest = server_dest(entry)
+        assert nginx.tree_for(example.root, dest)[1] == entry["container_path"]  # type: ignore[index]
+        file = RenderedFile(HOST, dest, example.path(dest), entry["kind"], entry["mode"], "shared_monitoring")
+        checks = nginx.check_file(file)
+        if checks and "not installed" in checks[0].message:
+            pytest.skip(checks[0].message)
+        assert [c.status for c in checks] == ["passed"], checks
+
+
+@pytest.mark.validators
+def test_nginx_t_rejects_a_broken_directive(example: Rendered, tmp_path: Path) -> None:
+    copy = tmp_path / "root"
+    shutil.copytree(example.root, copy)
+    conf = copy / "opt/shared/nginx/config/conf.d/projects.conf"
+    conf.write_text(conf.read_text().replace("listen 80;", "listen 80;\n    proxy_buffering maybe;", 1))
+    tree, _ = nginx.tree_for(copy, f"{SHARED}/nginx/config/conf.d/projects.conf")  # type: ignore[misc]
+    findings = errors(_require(lambda: nginx.check_tree(tree)))
+    assert len(findings) == 1, _messages(findings)
+    assert findings[0].file == "/etc/nginx/stagectl/conf.d/projects.conf"
+    assert 'invalid value "maybe"' in findings[0].message and "test failed" in findings[0].message
