@@ -14,8 +14,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from stagectl import environment, plan as plan_mod, vault
+from stagectl import environment, plan as plan_mod, troubleshooting, vault
 from stagectl.errors import EnvironmentInvalid, StagectlError
+from stagectl.runner import RunResult
 
 app = typer.Typer(
     help="One declarative environment to a running, monitored, backed-up Docker staging server.",
@@ -25,6 +26,12 @@ app = typer.Typer(
 )
 secrets_app = typer.Typer(help="Secrets in the ansible-vault file.", no_args_is_help=True)
 app.add_typer(secrets_app, name="secrets")
+sandbox_app = typer.Typer(
+    help="A local rehearsal server on the local Docker engine, deployed exactly like the real one.",
+    no_args_is_help=True,
+)
+app.add_typer(sandbox_app, name="sandbox")
+SandboxName = Annotated[str, typer.Option("--name", help="Container name of the sandbox.")]
 
 EnvDir = Annotated[
     Path,
@@ -140,6 +147,193 @@ def _print_plan(console: Console, report: plan_mod.PlanReport, kept: Path | None
         markup=False,
     )
     console.print("[bold green]plan OK[/]" if report.ok else "[bold red]plan FAILED[/]")
+
+
+def _run_with_progress(console: Console, title: str, work):  # type: ignore[no-untyped-def]
+    """Run `work(progress)` under a live status line: task, host, elapsed."""
+    with console.status(title) as status:
+        def progress(task: str, host: str, elapsed: float) -> None:
+            status.update(f"[{elapsed:6.1f}s] {host}: {task}")
+
+        return work(progress)
+
+
+def _print_run(console: Console, title: str, result: RunResult, *, check: bool = False) -> None:
+    for failure in result.failures:
+        console.print(f"[bold red]FAILED[/] {failure.host}: {failure.task}", markup=True)
+        console.print("  " + failure.message.strip().replace("\n", "\n  "), markup=False)
+        known = troubleshooting.explain(failure.message)
+        if known:
+            console.print(f"  cause: {known.explanation}\n  fix: {known.fix}", markup=False)
+    for error in result.errors:
+        console.print(error, markup=False)
+    table = Table(title=f"{title}{' (check mode: nothing changed)' if check else ''}")
+    for column in ("host", "ok", "changed", "failed", "unreachable", "skipped"):
+        table.add_column(column, justify="left" if column == "host" else "right")
+    for host, stats in sorted(result.hosts.items()):
+        table.add_row(host, str(stats.ok), str(stats.changed), str(stats.failed), str(stats.unreachable),
+                      str(stats.skipped))
+    console.print(table)
+    verdict = "[bold green]OK[/]" if result.ok else "[bold red]FAILED[/]"
+    console.print(f"{title} {verdict} in {result.seconds:.1f}s ({result.tasks} tasks)")
+
+
+@app.command()
+def bootstrap(
+    login: Annotated[str, typer.Option("--as", help="Who to log in as the first time, e.g. root@HOST.")],
+    env: EnvDir = Path("."),
+    key: Annotated[
+        Path | None,
+        typer.Option("--key", help="Private key for that first login (default: the inventory's)."),
+    ] = None,
+    vault_password_file: VaultFile = None,
+) -> None:
+    """Prepare a fresh server: Python, the `ansible` user, passwordless sudo, its SSH key."""
+    from stagectl.deploy import bootstrap as run_bootstrap
+
+    console = _console()
+    try:
+        result = _run_with_progress(
+            console, "bootstrapping",
+            lambda progress: run_bootstrap(env, _vault_file(env, vault_password_file), login,
+                                           connect_key=key, on_progress=progress),
+        )
+    except StagectlError as exc:
+        _fail(exc)
+    _print_run(console, "bootstrap", result)
+    if not result.ok:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def deploy(
+    env: EnvDir = Path("."),
+    project: Annotated[str | None, typer.Option("--project", "-p", help="Deploy only this project.")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Show what would change (with diffs); change nothing.")] = False,
+    vault_password_file: VaultFile = None,
+) -> None:
+    """Validate, then run the seed's deployment phases (or one project's stack)."""
+    from stagectl.deploy import deploy as run_deploy
+
+    console = _console()
+    try:
+        report = _run_with_progress(
+            console, "validating and rendering",
+            lambda progress: run_deploy(env, _vault_file(env, vault_password_file), project=project,
+                                        check=check, on_progress=progress),
+        )
+    except StagectlError as exc:
+        _fail(exc)
+    console.print(f"validated {len(report.plan.files)} files ({len(report.plan.checks)} checks passed)", markup=False)
+    _print_run(console, f"deploy{' ' + project if project else ''}", report.run, check=check)
+    if not report.run.ok:
+        raise typer.Exit(code=1)
+
+
+def _default_demo_app() -> Path:
+    # A source checkout (editable install) has the reference app beside the package.
+    return Path(__file__).resolve().parents[2] / "examples" / "demo-app"
+
+
+@sandbox_app.command("up")
+def sandbox_up(
+    name: SandboxName = "stagectl-sandbox",
+    ssh_port: Annotated[int, typer.Option(help="127.0.0.1 port for SSH (0: any free one).")] = 2222,
+    http_port: Annotated[int, typer.Option(help="127.0.0.1 port for the server's port 80.")] = 8080,
+    https_port: Annotated[int, typer.Option(help="127.0.0.1 port for the server's port 443.")] = 8443,
+    demo_app: Annotated[Path | None, typer.Option(help="App deployed as beryl3 and project2.")] = None,
+    deploy_too: Annotated[bool, typer.Option("--deploy", help="Also bootstrap and deploy the example.")] = False,
+) -> None:
+    """Start the sandbox server and write an environment pointing at it."""
+    from stagectl.sandbox import archive, environment as sandbox_env, server
+
+    console = _console()
+    app_dir = demo_app or _default_demo_app()
+    try:
+        if not (app_dir / "pyproject.toml").is_file():
+            raise StagectlError(f"no Django app at {app_dir}", hint="pass --demo-app PATH (a uv project)")
+        with console.status("starting the sandbox") as status:
+            def progress(line: str) -> None:
+                status.update(line)
+
+            images = archive.ensure_archive(on_progress=progress)
+            info = server.up(name, ssh_port, on_progress=progress, http_port=http_port,
+                             https_port=https_port, archive_dir=images.path.parent)
+            root, password_file = sandbox_env.default_environment_paths(info)
+            written = sandbox_env.write_sandbox_environment(
+                root, info, password_file, app_dir, preload_archives=[images.server_path]
+            )
+    except StagectlError as exc:
+        _fail(exc)
+    console.print(f"sandbox '{info.name}' {info.action}: ssh on 127.0.0.1:{info.ssh_port}, "
+                  f"http 127.0.0.1:{info.http_port}, https 127.0.0.1:{info.https_port}", markup=False)
+    console.print(f"environment: {root}  (vault password file: {password_file})", markup=False)
+    for component in written.disabled:
+        console.print(f"left out: {component.service} ({component.image}): {component.reason}", markup=False)
+    target = sandbox_env.bootstrap_target(info)
+    env_args = f"--env {root} --vault-password-file {password_file}"
+    if not deploy_too:
+        console.print("next:", markup=False)
+        console.print(f"  stagectl bootstrap {env_args} --as {target.login} --key {target.connect_key}", markup=False)
+        console.print(f"  stagectl deploy {env_args}", markup=False)
+        return
+    bootstrap(login=target.login, env=root, key=target.connect_key, vault_password_file=password_file)
+    deploy(env=root, project=None, check=False, vault_password_file=password_file)
+
+
+@sandbox_app.command("down")
+def sandbox_down(
+    name: SandboxName = "stagectl-sandbox",
+    remove_data: Annotated[bool, typer.Option("--remove-data", help="Also delete its Docker volume.")] = False,
+) -> None:
+    """Stop and remove the sandbox (its Docker data volume is kept unless --remove-data)."""
+    from stagectl.sandbox import server
+
+    try:
+        result = server.down(name, remove_data=remove_data)
+    except StagectlError as exc:
+        _fail(exc)
+    volume = "removed" if result.volume_removed else "kept (use --remove-data to delete it)"
+    container = "removed" if result.container_removed else "was not there"
+    _console().print(f"sandbox '{name}': container {container}; volume {result.volume} {volume}", markup=False)
+
+
+@sandbox_app.command("ssh")
+def sandbox_ssh(
+    name: SandboxName = "stagectl-sandbox",
+    user: Annotated[str, typer.Option(help="ansible (after a deploy root may not log in), or root.")] = "ansible",
+    command: Annotated[list[str] | None, typer.Argument(help="Command to run instead of a shell.")] = None,
+) -> None:
+    """Open a shell (or run a command) on the sandbox over SSH."""
+    from stagectl.sandbox import server
+
+    try:
+        current = server.status(name)
+        if current.info is None:
+            raise StagectlError(f"sandbox '{name}' is not running", hint="start it: stagectl sandbox up")
+        argv = server.ssh_command(current.info, user=user, command=" ".join(command) if command else None)
+    except StagectlError as exc:
+        _fail(exc)
+    os.execvp(argv[0], argv)
+
+
+@sandbox_app.command("status")
+def sandbox_status(name: SandboxName = "stagectl-sandbox") -> None:
+    """Whether the sandbox runs, its ports and systemd state."""
+    from stagectl.sandbox import server
+
+    try:
+        current = server.status(name)
+    except StagectlError as exc:
+        _fail(exc)
+    console = _console()
+    if not current.exists:
+        console.print(f"sandbox '{name}' does not exist (start it: stagectl sandbox up)", markup=False)
+        return
+    ports = ", ".join(f"127.0.0.1:{host}->{inner}" for inner, host in sorted(current.ports.items()))
+    console.print(f"sandbox '{name}': {current.state}, systemd {current.systemd_state or 'unknown'}; "
+                  f"ports {ports or 'none'}; volume {current.volume}"
+                  + ("" if current.image_current else " (older image: down and up to refresh)"), markup=False)
 
 
 @secrets_app.command("generate")

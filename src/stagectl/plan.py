@@ -56,7 +56,11 @@ def plan(
     out: Path,
     vault_password_file: Path,
     on_progress: ProgressCallback | None = None,
+    *,
+    lint_collection: bool = True,
 ) -> PlanReport:
+    """`lint_collection=False` leaves out the checks of the collection itself (ansible-lint,
+    syntax checks): they do not depend on the environment, and `deploy` need not repeat them."""
     loaded = load_environment(root, vault_password_file=vault_password_file)
     # Allocations are recorded only once the whole environment is valid, so a failed plan
     # leaves the user's files exactly as they were.
@@ -64,7 +68,9 @@ def plan(
     started = time.monotonic()
     files = render_environment(root, out, vault_password_file, on_progress=on_progress)
     rendered = time.monotonic()
-    checks = run_checks(files, root=root, vault_password_file=vault_password_file)
+    checks = run_checks(
+        files, root=root, vault_password_file=vault_password_file, lint_collection=lint_collection
+    )
     return PlanReport(
         hosts=sorted(loaded.env.inventory.staging.hosts),
         files=files,

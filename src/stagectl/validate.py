@@ -143,14 +143,17 @@ def _check_file(file: RenderedFile, checkers: dict[str, list[FileChecker]]) -> l
     return [check for checker in checkers[file.kind] for check in checker(file)]
 
 
-def run_checks(files: Iterable[RenderedFile], *, root: Path, vault_password_file: Path) -> list[Check]:
+def run_checks(
+    files: Iterable[RenderedFile], *, root: Path, vault_password_file: Path, lint_collection: bool = True
+) -> list[Check]:
     checkers = _checkers()
     files = list(files)
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        lint = pool.submit(ansible_lint)
-        syntax = pool.submit(syntax_checks, root, vault_password_file)
+        lint = pool.submit(ansible_lint) if lint_collection else None
+        syntax = pool.submit(syntax_checks, root, vault_password_file) if lint_collection else None
         per_file = list(pool.map(lambda f: _check_file(f, checkers), files))
         results = [check for checks in per_file for check in checks]
-        results += syntax.result()
-        results.append(lint.result())
+        if syntax is not None and lint is not None:
+            results += syntax.result()
+            results.append(lint.result())
     return results

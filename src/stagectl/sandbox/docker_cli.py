@@ -1,0 +1,70 @@
+"""The few `docker` CLI calls the sandbox library makes, with typed errors instead of
+CalledProcessError. The CLI rather than an SDK: it is what TESTBED.md documents and what the
+image builder uses, and it honours DOCKER_HOST and contexts like the user's own shell does."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from typing import Any
+
+from stagectl.errors import ToolMissing
+from stagectl.sandbox.errors import DockerCommandFailed, DockerUnavailable
+
+DEFAULT_TIMEOUT = 120.0
+
+
+def docker_binary() -> str:
+    binary = os.environ.get("STAGECTL_DOCKER", "docker")
+    if shutil.which(binary) is None:
+        raise ToolMissing(binary, "docker.io")
+    return binary
+
+
+def run(
+    *args: str,
+    timeout: float = DEFAULT_TIMEOUT,
+    input_text: str | None = None,
+    check: bool = True,
+    hint: str = "",
+) -> subprocess.CompletedProcess[str]:
+    """Run `docker ARGS`; with check, a non-zero exit raises DockerCommandFailed."""
+    cmd = [docker_binary(), *args]
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, input=input_text, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise DockerCommandFailed(list(args), -1, f"timed out after {timeout:.0f}s", hint) from None
+    if check and proc.returncode != 0:
+        if "Cannot connect to the Docker daemon" in proc.stderr:
+            raise DockerUnavailable(proc.stderr.strip())
+        raise DockerCommandFailed(list(args), proc.returncode, proc.stderr, hint)
+    return proc
+
+
+def require_daemon() -> None:
+    """Fail early, with the fix, when no daemon answers (rather than on the first real call)."""
+    proc = run("info", "--format", "{{.ServerVersion}}", timeout=15, check=False)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        raise DockerUnavailable(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "")
+
+
+def inspect(kind: str, name: str) -> dict[str, Any] | None:
+    """`docker <kind> inspect NAME` as a dict, or None when there is no such object."""
+    proc = run(kind, "inspect", name, check=False, timeout=30)
+    if proc.returncode != 0:
+        if "No such" in proc.stderr or "no such" in proc.stderr:
+            return None
+        if "Cannot connect to the Docker daemon" in proc.stderr:
+            raise DockerUnavailable(proc.stderr.strip())
+        raise DockerCommandFailed([kind, "inspect", name], proc.returncode, proc.stderr)
+    data = json.loads(proc.stdout)
+    return data[0] if data else None
+
+
+def image_id(ref: str) -> str | None:
+    info = inspect("image", ref)
+    return str(info["Id"]) if info else None

@@ -1,0 +1,313 @@
+"""The environment directory of a sandbox: the seed's example, changed only where the test bed
+requires it, so that `bootstrap`, `plan` and `deploy` run against the sandbox unchanged.
+
+What differs from `stagectl init`'s seed example, and why:
+
+* host `sandbox` at 127.0.0.1:<ssh port>, logging in as `ansible` with a key made for the sandbox,
+  host keys pinned in the sandbox's own known_hosts (the seed's 192.168.1.14 is never contacted);
+* `server_domain: sandbox.test` and projects `beryl3.sandbox.test` / `project2.sandbox.test`
+  (`.test` is reserved by RFC 6761 and never resolves outside), with the seed's ports;
+* `repo:` the local path of `examples/demo-app`, which the `project` role ships as is;
+* every image setting points at a local stand-in (no registry is reachable), loaded from the
+  archive listed in `docker.preload_archives`; services without a stand-in are disabled;
+* `certificates.provider: selfsigned` (no ACME server reaches a sandbox).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stagectl.environment import ALL_VARS, INVENTORY, STAGING_VARS, VAULT, load_environment
+from stagectl.example import example_inventory
+from stagectl.model import GlobalSettings, StagingSettings
+from stagectl.sandbox.archive import SERVER_ARCHIVE_DIR
+from stagectl.sandbox.errors import SandboxEnvironmentError
+from stagectl.sandbox.images.builder import NO_STANDIN, ImageBuilder, find_standin
+from stagectl.sandbox.server import SandboxInfo, ssh_common_args
+from stagectl.scaffold import ansible_cfg
+from stagectl.vault import (
+    decrypt,
+    fill_missing,
+    new_password_file,
+    new_vault,
+    read_password_file,
+    write_vault,
+)
+
+SANDBOX_DOMAIN = "sandbox.test"
+HOST_NAME = "sandbox"
+ANSIBLE_USER = "ansible"
+
+
+@dataclass(frozen=True)
+class DisabledComponent:
+    """A shared service turned off in the sandbox, and why (for the CLI to say so)."""
+
+    service: str
+    image: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SandboxEnvironment:
+    root: Path
+    vault_password_file: Path
+    files: tuple[Path, ...]
+    disabled: tuple[DisabledComponent, ...]
+    #: Official image reference -> the stand-in the environment uses instead.
+    images: dict[str, str]
+    #: True when this call made the vault; False when an existing one was kept (its secrets match
+    #: the data already in the sandbox's volume).
+    vault_created: bool
+
+
+@dataclass(frozen=True)
+class BootstrapTarget:
+    """What `stagectl bootstrap --as root@127.0.0.1` needs for a sandbox: log in as root with
+    root's key, create `ansible` with the sandbox's ansible public key."""
+
+    user: str
+    host: str
+    port: int
+    #: root's private key: the first connection's key (the bootstrap playbook's
+    #: `bootstrap_connect_key_file`).
+    connect_key: Path
+    #: The new user's key pair; the environment's `ansible_ssh_private_key_file`.
+    ansible_key: Path
+    ansible_public_key: Path
+    known_hosts: Path
+    ssh_common_args: str
+
+    @property
+    def login(self) -> str:
+        """The `--as` argument."""
+        return f"{self.user}@{self.host}"
+
+    def extra_vars(self) -> dict[str, str]:
+        """Extra variables for `ansible-playbook stagectl.staging.bootstrap` (see its header)."""
+        return {"ansible_user": self.user, "bootstrap_connect_key_file": str(self.connect_key)}
+
+
+def bootstrap_target(info: SandboxInfo) -> BootstrapTarget:
+    return BootstrapTarget(
+        user="root",
+        host=info.ssh_host,
+        port=info.ssh_port,
+        connect_key=info.root_key,
+        ansible_key=info.ansible_key,
+        ansible_public_key=info.ansible_public_key,
+        known_hosts=info.known_hosts,
+        ssh_common_args=ssh_common_args(info),
+    )
+
+
+def default_environment_paths(info: SandboxInfo) -> tuple[Path, Path]:
+    """(environment directory, vault password file) in the sandbox's state dir; the password file
+    sits beside, not inside, the environment (as `stagectl init` requires)."""
+    return info.state_dir / "environment", info.state_dir / "vault-pass"
+
+
+# --- the three YAML files -----------------------------------------------------------------------
+
+
+def _header(info: SandboxInfo, what: str) -> str:
+    return (
+        f"# {what} of sandbox '{info.name}', written by `stagectl sandbox up`.\n"
+        "# Rewritten on every `up` (the vault is kept): change the sandbox through stagectl, not here.\n"
+    )
+
+
+def sandbox_inventory(info: SandboxInfo, demo_app: Path) -> dict[str, Any]:
+    """The seed's inventory with the sandbox host, sandbox.test domains and the demo app."""
+    seed = example_inventory()
+    projects = []
+    for project in seed["staging"]["vars"]["projects"]:
+        projects.append(
+            {**project, "domain": f"{project['name']}.{SANDBOX_DOMAIN}", "repo": str(demo_app)}
+        )
+    host = {
+        "ansible_host": info.ssh_host,
+        "ansible_port": info.ssh_port,
+        "ansible_user": ANSIBLE_USER,
+        "ansible_ssh_private_key_file": str(info.ansible_key),
+        "ansible_ssh_common_args": ssh_common_args(info),
+    }
+    return {
+        "staging": {
+            "hosts": {HOST_NAME: host},
+            "vars": {"server_domain": SANDBOX_DOMAIN, "projects": projects},
+        }
+    }
+
+
+def _standin_ref(builder: ImageBuilder, official: str) -> str | None:
+    try:
+        return builder.ref(find_standin(official).name)
+    except KeyError:
+        return None
+
+
+def _no_standin_reason(official: str) -> str:
+    repo = official.rsplit(":", 1)[0]
+    for name, reason in NO_STANDIN:
+        if name == repo:
+            return f"no stand-in image can be built on the test bed: {reason}"
+    return "no stand-in image exists for it"
+
+
+def sandbox_global_settings(
+    builder: ImageBuilder, preload_archives: Sequence[str]
+) -> tuple[dict[str, Any], tuple[DisabledComponent, ...], dict[str, str]]:
+    """group_vars/all.yml: the seed's defaults, images swapped for stand-ins, services without one
+    disabled. Returns the data, what was disabled, and official -> stand-in."""
+    data = GlobalSettings().model_dump(exclude_none=True)
+    disabled: list[DisabledComponent] = []
+    images: dict[str, str] = {}
+    for service, settings in data["shared_services"].items():
+        standin = _standin_ref(builder, settings["image"])
+        if standin is None:
+            settings["enabled"] = False
+            disabled.append(
+                DisabledComponent(service, settings["image"], _no_standin_reason(settings["image"]))
+            )
+        else:
+            images[settings["image"]] = standin
+            settings["image"] = standin
+    for kind, official in list(data["project_defaults"]["images"].items()):
+        standin = _standin_ref(builder, official)
+        if standin is None:
+            # Every project image has a stand-in today; a new one without would break deploys.
+            raise SandboxEnvironmentError(
+                f"project image {kind} ({official}) has no stand-in",
+                hint="add one under src/stagectl/sandbox/images/ (see builder.py STANDINS)",
+            )
+        images[official] = standin
+        data["project_defaults"]["images"][kind] = standin
+    data["docker"]["preload_archives"] = list(preload_archives)
+    return (
+        {"ansible_python_interpreter": "/usr/bin/python3", **data},
+        tuple(disabled),
+        images,
+    )
+
+
+def sandbox_staging_settings() -> dict[str, Any]:
+    data = StagingSettings().model_dump(exclude_none=True)
+    data["certificates"]["provider"] = "selfsigned"
+    return data
+
+
+def _dump(data: Any) -> str:
+    text: str = yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=100)
+    return text
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return path
+
+
+def _ensure_vault(root: Path, vault_password_file: Path, names: list[str]) -> bool:
+    """Keep an existing vault (its database passwords match the data in the sandbox's volume);
+    add secrets for projects without. Make one otherwise. Returns True when made."""
+    if not vault_password_file.exists():
+        new_password_file(vault_password_file)
+    password = read_password_file(vault_password_file)
+    path = root / VAULT
+    if path.exists():
+        data = decrypt(path, password)
+        if fill_missing(data, names):
+            write_vault(path, data, password)
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_vault(path, new_vault(names), password)
+    return True
+
+
+def _checked_demo_app(demo_app: Path) -> Path:
+    path = Path(demo_app).expanduser().resolve()
+    if not (path / "pyproject.toml").is_file():
+        raise SandboxEnvironmentError(
+            f"{demo_app} is not a Django project managed by uv (no pyproject.toml)",
+            hint="pass the repository's examples/demo-app",
+        )
+    return path
+
+
+def _check_archives(info: SandboxInfo, preload_archives: Sequence[str]) -> None:
+    """Each archive must be a file of the directory this sandbox mounts: one saved into another
+    directory would only fail later, in the middle of a deploy, as a missing file."""
+    for path in preload_archives:
+        name = path.removeprefix(f"{SERVER_ARCHIVE_DIR}/")
+        if name == path or "/" in name or not (info.archive_dir / name).is_file():
+            raise SandboxEnvironmentError(
+                f"preload archive {path} is not a file of sandbox '{info.name}''s archive "
+                f"directory {info.archive_dir} (mounted at {SERVER_ARCHIVE_DIR})",
+                hint="save it with stagectl.sandbox.archive.ensure_archive(info.archive_dir) and "
+                "pass its server_path",
+            )
+
+
+def write_sandbox_environment(
+    root: Path,
+    info: SandboxInfo,
+    vault_password_file: Path,
+    demo_app: Path,
+    *,
+    preload_archives: Sequence[str],
+    builder: ImageBuilder | None = None,
+) -> SandboxEnvironment:
+    """Write (or rewrite) the sandbox's environment directory and validate it with the model.
+
+    `preload_archives` are paths inside the server (`ImageArchive.server_path`) of archives in
+    `info.archive_dir`, the directory the sandbox mounts. Raises
+    EnvironmentInvalid if the result does not validate (a bug here, not a user mistake)."""
+    root = Path(root).expanduser().resolve()
+    vault_password_file = Path(vault_password_file).expanduser().resolve()
+    if vault_password_file.is_relative_to(root):
+        raise SandboxEnvironmentError(
+            f"the vault password file {vault_password_file} is inside the environment {root}",
+            hint="keep it outside, so that committing the environment never commits the key",
+        )
+    app = _checked_demo_app(demo_app)
+    _check_archives(info, preload_archives)
+    # Keys come from ImageBuilder without Docker: they hash the recipes, not the built images.
+    builder = builder or ImageBuilder(out=lambda _line: None)
+
+    inventory = sandbox_inventory(info, app)
+    all_vars, disabled, images = sandbox_global_settings(builder, preload_archives)
+    names = [p["name"] for p in inventory["staging"]["vars"]["projects"]]
+    vault_created = _ensure_vault(root, vault_password_file, names)
+
+    disabled_note = "".join(f"#   {d.service} ({d.image}): {d.reason}\n" for d in disabled)
+    files = (
+        _write(root / INVENTORY, _header(info, "Inventory") + _dump(inventory)),
+        _write(
+            root / ALL_VARS,
+            _header(info, "Global settings")
+            + "# Images are local stand-ins built from Debian (shared/TESTBED.md), loaded from\n"
+            "# docker.preload_archives; production environments keep the official images.\n"
+            + (f"# Disabled here:\n{disabled_note}" if disabled else "")
+            + _dump(all_vars),
+        ),
+        _write(root / STAGING_VARS, _header(info, "Settings") + _dump(sandbox_staging_settings())),
+        root / VAULT,
+        _write(root / "ansible.cfg", ansible_cfg(vault_password_file)),
+    )
+    load_environment(root, vault_password_file=vault_password_file)
+    return SandboxEnvironment(
+        root=root,
+        vault_password_file=vault_password_file,
+        files=files,
+        disabled=disabled,
+        images=images,
+        vault_created=vault_created,
+    )
