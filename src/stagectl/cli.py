@@ -230,6 +230,68 @@ def deploy(
         raise typer.Exit(code=1)
 
 
+@app.command()
+def doctor(env: EnvDir = Path("."), vault_password_file: VaultFile = None) -> None:
+    """The seed's troubleshooting guide as checks: each failing one with its fix. Changes nothing."""
+    from stagectl.doctor import run_doctor
+
+    console = _console()
+    try:
+        report = _run_with_progress(
+            console, "checking",
+            lambda progress: run_doctor(env, _vault_file(env, vault_password_file), progress),
+        )
+    except StagectlError as exc:
+        _fail(exc)
+    table = Table(title="stagectl doctor")
+    for column in ("host", "check", "result", "detail"):
+        table.add_column(column)
+    style = {"ok": "green", "failed": "bold red", "skipped": "yellow"}
+    for check in report:
+        table.add_row(check.host, check.name, f"[{style[check.status]}]{check.status}[/]", check.detail)
+    console.print(table)
+    for check in report:
+        if check.status == "failed" and check.fix:
+            console.print(f"fix for {check.name} on {check.host}: {check.fix}", markup=False)
+    failed = sum(1 for c in report if c.status == "failed")
+    console.print(f"{len(report)} checks, {failed} failed, in {report.seconds:.1f}s")
+    if failed:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def dns(
+    env: EnvDir = Path("."),
+    check: Annotated[bool, typer.Option("--check/--no-check", help="Also resolve each name here.")] = True,
+) -> None:
+    """The A records the environment needs (seed: DNS Configuration), and whether they resolve."""
+    import socket
+
+    from stagectl.derived import derive
+    from stagectl.doctor import judge_dns
+
+    console = _console()
+    try:
+        loaded = environment.load_environment(env)
+    except StagectlError as exc:
+        _fail(exc)
+    names = [record["name"] for record in derive(loaded.env)["dns_records"]]
+    table = Table(title="DNS records")
+    for column in ("record", "type", "value", "resolves"):
+        table.add_column(column)
+    failed = 0
+    for host, spec in loaded.env.inventory.staging.hosts.items():
+        address = spec.ansible_host if spec else host
+        results = {r.name.removeprefix("dns "): r for r in judge_dns(host, address, names, socket.getaddrinfo)} if check else {}
+        for name in names:
+            result = results.get(name)
+            failed += bool(result and result.status == "failed")
+            table.add_row(name, "A", address, (f"{result.status}: {result.detail}" if result else "not checked"))
+    console.print(table)
+    if failed:
+        raise typer.Exit(code=1)
+
+
 def _default_demo_app() -> Path:
     # A source checkout (editable install) has the reference app beside the package.
     return Path(__file__).resolve().parents[2] / "examples" / "demo-app"

@@ -51,6 +51,31 @@ KNOWN_PROBLEMS: tuple[KnownProblem, ...] = (
         "verify the server's fingerprint, then update ~/.ssh/known_hosts (ssh-keygen -R HOST)",
     ),
     KnownProblem(
+        re.compile(r"Too many authentication failures", re.I),
+        "the SSH client offered too many keys (an agent's) before the right one",
+        "set IdentitiesOnly=yes in ansible_ssh_common_args so that only "
+        "ansible_ssh_private_key_file is offered",
+    ),
+    KnownProblem(
+        re.compile(r"docker: command not found|No such file or directory: b?'docker'", re.I),
+        "Docker is not installed on the server",
+        "run `stagectl deploy`: phase 1 (role common) installs Docker and the Compose v2 plugin "
+        "(Arch: docker, docker-compose; Debian 13: docker.io, docker-compose)",
+    ),
+    KnownProblem(
+        re.compile(r"Cannot connect to the Docker daemon|Is the docker daemon running", re.I),
+        "the Docker daemon does not run",
+        "start it and enable it at boot: sudo systemctl enable --now docker "
+        "(if it does not start: journalctl -u docker -n 50)",
+    ),
+    KnownProblem(
+        # "docker: 'compose' is not a docker command." (Docker's CLI without the plugin)
+        re.compile(r"'compose' is not a docker command|unknown command:? \"?compose", re.I),
+        "the server has no Docker Compose v2",
+        "install the Compose v2 plugin (Arch: docker-compose; Debian 13: docker-compose; "
+        "Debian 12: docker-compose-plugin from Docker's repository)",
+    ),
+    KnownProblem(
         re.compile(r"docker compose.*(unknown|not a docker command)|Compose.*v1|docker-compose.*1\.\d+", re.I),
         "the server has no Docker Compose v2",
         "install the Compose v2 plugin (Arch: docker-compose; Debian 13: docker-compose; "
