@@ -1,10 +1,12 @@
 """The per-project templates (roles `project` and `backups`), rendered the real way and checked.
 
-Rendering goes through ansible-playbook and the roles' own `tasks/render.yml` with the example
-environment of `stagectl init` (beryl3 and project2, fresh vault). The rendered files are then
-checked for behaviour (ports, networks, healthchecks, where secrets land, determinism) and, where
-the upstream tools are installed, with them: `docker compose config`, `nginx -t`, shellcheck,
-systemd-analyze, redis-server, postgres.
+The environments are built and rendered once per session by tests/render/conftest.py with
+`stagectl.render.render_environment` (what `stagectl plan` renders and `deploy` writes): the
+example of `stagectl init` (beryl3 and project2, fresh vault), the same again in another process,
+and a variant with worker and scheduler. The rendered files are then checked for behaviour (ports,
+networks, healthchecks, where secrets land, determinism) and, where the upstream tools are
+installed, with them: `docker compose config`, `nginx -t`, shellcheck, systemd-analyze,
+redis-server, postgres.
 """
 
 from __future__ import annotations
@@ -27,36 +29,12 @@ from typing import Any
 import pytest
 import yaml
 
-from stagectl.collection import collections_path
-from stagectl.derived import derive
-from stagectl.environment import INVENTORY, VAULT, load_environment
-from stagectl.scaffold import init_environment
-from stagectl.vault import decrypt, read_password_file
+from tests.render.conftest import CONTRACT_KINDS, RenderedEnv, make_environment, render
 
-HOST = "staging-server"
-VARIANT = "variant-server"  # beryl3 with worker and scheduler
-ROLES = collections_path() / "ansible_collections" / "stagectl" / "staging" / "roles"
-KINDS = {
-    "compose",
-    "prometheus_config",
-    "prometheus_rules",
-    "prometheus_web",
-    "alertmanager",
-    "blackbox",
-    "loki",
-    "alloy",
-    "grafana_ini",
-    "grafana_provisioning",
-    "nginx_main",
-    "nginx_project",
-    "shell",
-    "systemd",
-    "dockerfile",
-    "env",
-    "yaml",
-    "json",
-    "text",
-}
+Rendered = RenderedEnv
+ROLES = ("project", "backups")
+# Where the two roles write on the server (the rest of a render belongs to other roles).
+ROLE_PREFIXES = ("/opt/projects/", "/etc/stagectl/backups/", "/etc/systemd/system/", "/usr/local/sbin/")
 SEED_PORTS = {
     "beryl3": {"postgres": 5432, "django": 8000, "redis": 6379},
     "project2": {"postgres": 5433, "django": 8001, "redis": 6380},
@@ -72,213 +50,23 @@ SERVICES = {
 }
 
 
-# --- rendering --------------------------------------------------------------------------------
-
-RENDER_PLAYBOOK = """\
-- name: Render the per-project templates
-  hosts: staging
-  gather_facts: false
-  vars:
-    ansible_connection: local
-  tasks:
-    - name: Render the backup tool and units
-      ansible.builtin.include_role:
-        name: stagectl.staging.backups
-        tasks_from: render_common
-    - name: Render each project's stack
-      ansible.builtin.include_role:
-        name: stagectl.staging.project
-        tasks_from: render
-      loop: "{{ stagectl.project_names }}"
-      loop_control:
-        loop_var: project_name
-    - name: Render each project's backup settings
-      ansible.builtin.include_role:
-        name: stagectl.staging.backups
-        tasks_from: render
-      loop: "{{ stagectl.project_names }}"
-      loop_control:
-        loop_var: project_name
-    # The manifests as evaluated for each project, for the checks below.
-    - name: Load the roles' manifests
-      ansible.builtin.include_vars:
-        file: "{{ item }}"
-      loop: "{{ manifest_files }}"
-    - name: Evaluate the manifests per project
-      ansible.builtin.set_fact:
-        render_manifest: >-
-          {{ render_manifest | default(backups_common_files | map('combine', {'role': 'backups', 'project': None}) | list)
-             + (project_files | map('combine', {'role': 'project', 'project': project_name}) | list)
-             + (backups_files | map('combine', {'role': 'backups', 'project': project_name}) | list) }}
-      loop: "{{ stagectl.project_names }}"
-      loop_control:
-        loop_var: project_name
-    - name: Write the manifest
-      ansible.builtin.copy:
-        content: "{{ render_manifest | to_nice_json }}"
-        dest: "{{ stagectl_render_dir }}/{{ inventory_hostname }}.manifest.json"
-        mode: "0600"
-      delegate_to: localhost
-"""
-
-
-def start_render(out_dir: Path, hosts: dict[str, dict[str, Any]]) -> subprocess.Popen[str]:
-    """Start rendering the roles `project` and `backups` for each host (name -> its variables:
-    `stagectl` and the vault's) into OUT_DIR/<host>/..., plus OUT_DIR/<host>.manifest.json.
-
-    The one render helper of these tests: `stagectl plan --out DIR` replaces it.
-    """
-    work = out_dir.parent / f"{out_dir.name}.ansible"
-    work.mkdir(mode=0o700)
-    out_dir.mkdir()
-    inventory = {"staging": {"hosts": {name: dict(hostvars) for name, hostvars in hosts.items()}}}
-    inventory_file = work / "inventory.json"  # holds secrets: owner only
-    inventory_file.touch(mode=0o600)
-    inventory_file.write_text(json.dumps(inventory))
-    (work / "render.yml").write_text(RENDER_PLAYBOOK)
-    manifest_files = [
-        str(ROLES / role / sub / "main.yml")
-        for role in ("project", "backups")
-        for sub in ("defaults", "vars")
-    ]
-    extra = {"stagectl_render_dir": str(out_dir), "manifest_files": manifest_files}
-    env = {
-        **os.environ,
-        "ANSIBLE_COLLECTIONS_PATH": str(collections_path()),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_RETRY_FILES_ENABLED": "0",
-        "ANSIBLE_LOCALHOST_WARNING": "0",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
-        "ANSIBLE_HOME": str(work / "home"),
-        "ANSIBLE_LOCAL_TEMP": str(work / "tmp"),
-    }
-    ansible_playbook = Path(sys.executable).parent / "ansible-playbook"
-    return subprocess.Popen(
-        [
-            str(ansible_playbook),
-            "-i",
-            str(inventory_file),
-            str(work / "render.yml"),
-            "-e",
-            json.dumps(extra),
-        ],
-        cwd=work,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def finish_render(process: subprocess.Popen[str]) -> None:
-    output, _ = process.communicate(timeout=600)
-    if process.returncode != 0:
-        pytest.fail(
-            f"rendering failed (ansible-playbook exit {process.returncode}):\n{output[-6000:]}"
-        )
-
-
-# --- fixtures ---------------------------------------------------------------------------------
-
-
-def make_environment(root: Path, password_file: Path, variant: bool = False) -> dict[str, Any]:
-    """The variables of one host: the example environment's `stagectl` and the vault's."""
-    init_environment(root, password_file)
-    if variant:
-        inventory_path = root / INVENTORY
-        data = yaml.safe_load(inventory_path.read_text())
-        for project in data["staging"]["vars"]["projects"]:
-            if project["name"] == "beryl3":
-                project.update(worker=True, scheduler=True)
-        inventory_path.write_text(yaml.safe_dump(data, sort_keys=False))
-    loaded = load_environment(root, vault_password_file=password_file)
-    vault = decrypt(root / VAULT, read_password_file(password_file))
-    return {"stagectl": derive(loaded.env), **vault}
-
-
-class Rendered:
-    def __init__(self, out: Path, host: str, hostvars: dict[str, Any]) -> None:
-        self.root = out / host
-        self.vars = hostvars
-        self.stagectl = hostvars["stagectl"]
-        self.manifest: list[dict[str, Any]] = json.loads(
-            (out / f"{host}.manifest.json").read_text()
-        )
-
-    def path(self, dest: str) -> Path:
-        return self.root / dest.lstrip("/")
-
-    def project(self, name: str) -> dict[str, Any]:
-        return next(p for p in self.stagectl["projects"] if p["name"] == name)
-
-    def compose(self, name: str) -> dict[str, Any]:
-        return yaml.safe_load(
-            self.path(f"{self.project(name)['dirs']['root']}/docker-compose.yml").read_text()
-        )
-
-    def text(self, dest: str) -> str:
-        return self.path(dest).read_text()
-
-    def secrets(self) -> dict[str, str]:
-        found = {
-            key: value
-            for key, value in self.vars.items()
-            if key.startswith("vault_") and isinstance(value, str)
-        }
-        for project, values in self.vars["vault_projects"].items():
-            found.update({f"{project}.{key}": value for key, value in values.items()})
-        return found
-
-
-@pytest.fixture(scope="module")
-def renders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Rendered]:
-    """Three renders from two ansible-playbook processes running side by side: the example
-    environment twice (in different processes, to catch anything non-deterministic) and a variant
-    with worker and scheduler."""
-    base = tmp_path_factory.mktemp("render")
-    password_file = base / "secret" / "vault-pass"
-    seed = make_environment(base / "env", password_file)
-    variant = make_environment(
-        base / "env-variant", base / "secret" / "vault-pass-variant", variant=True
-    )
-    first = start_render(base / "first", {HOST: seed, VARIANT: variant})
-    second = start_render(base / "second", {HOST: seed})
-    finish_render(first)
-    finish_render(second)
-    return {
-        "seed": Rendered(base / "first", HOST, seed),
-        "again": Rendered(base / "second", HOST, seed),
-        "variant": Rendered(base / "first", VARIANT, variant),
-    }
-
-
-@pytest.fixture(scope="module")
-def seed(renders: dict[str, Rendered]) -> Rendered:
-    return renders["seed"]
-
-
-@pytest.fixture(scope="module")
-def variant(renders: dict[str, Rendered]) -> Rendered:
-    return renders["variant"]
-
-
 # --- the manifest and where secrets land -----------------------------------------------------
 
 
-def test_manifest_lists_every_file_with_a_known_kind_and_its_mode(seed: Rendered) -> None:
-    assert seed.manifest
-    for entry in seed.manifest:
-        assert entry["kind"] in KINDS, entry
-        assert entry["dest"].startswith("/"), entry
-        rendered = seed.path(entry["dest"])
+def test_manifest_lists_every_file_with_a_known_kind_and_its_mode(example: Rendered) -> None:
+    assert example.manifest(*ROLES)
+    for entry in example.manifest(*ROLES):
+        assert entry["kind"] in CONTRACT_KINDS, entry
+        assert entry["dest"].startswith(ROLE_PREFIXES), entry
+        rendered = example.path(entry["dest"])
         assert rendered.is_file(), f"{entry['dest']} was not rendered"
         assert stat.S_IMODE(rendered.stat().st_mode) == int(entry["mode"], 8), entry
-    rendered_files = {p for p in seed.root.rglob("*") if p.is_file()}
-    assert rendered_files == {seed.path(e["dest"]) for e in seed.manifest}
+    rendered_files = {p for p in example.tree() if ("/" + str(p.relative_to(example.root))).startswith(ROLE_PREFIXES)}
+    assert rendered_files == {example.path(e["dest"]) for e in example.manifest(*ROLES)}
 
 
-def test_per_project_and_global_files(seed: Rendered) -> None:
-    dests = {(e["role"], e["project"], e["dest"]) for e in seed.manifest}
+def test_per_project_and_global_files(example: Rendered) -> None:
+    dests = {(e["role"], e["project"], e["dest"]) for e in example.manifest(*ROLES)}
     for name in ("beryl3", "project2"):
         root = f"/opt/projects/{name}"
         for dest in (
@@ -300,18 +88,18 @@ def test_per_project_and_global_files(seed: Rendered) -> None:
         assert ("backups", None, dest) in dests
 
 
-def test_env_file_is_0600(seed: Rendered) -> None:
-    modes = {e["dest"]: e["mode"] for e in seed.manifest}
+def test_env_file_is_0600(example: Rendered) -> None:
+    modes = {e["dest"]: e["mode"] for e in example.manifest(*ROLES)}
     for name in ("beryl3", "project2"):
         assert modes[f"/opt/projects/{name}/config/.env"] == "0600"
 
 
-def test_secrets_appear_only_in_0600_files(seed: Rendered) -> None:
-    secrets = seed.secrets()
+def test_secrets_appear_only_in_0600_files(example: Rendered) -> None:
+    secrets = example.secrets()
     assert len(secrets) >= 6
     holders: dict[str, list[str]] = {}
-    for entry in seed.manifest:
-        text = seed.text(entry["dest"])
+    for entry in example.manifest(*ROLES):
+        text = example.text(entry["dest"])
         for key, value in secrets.items():
             if value in text:
                 holders.setdefault(key, []).append(entry["dest"])
@@ -329,8 +117,8 @@ def test_secrets_appear_only_in_0600_files(seed: Rendered) -> None:
         assert f"{name}.redis_password" in holders
 
 
-def test_no_secret_in_compose_files(seed: Rendered, variant: Rendered) -> None:
-    for rendered in (seed, variant):
+def test_no_secret_in_compose_files(example: Rendered, variant: Rendered) -> None:
+    for rendered in (example, variant):
         for name in ("beryl3", "project2"):
             compose = rendered.text(f"/opt/projects/{name}/docker-compose.yml")
             for value in rendered.secrets().values():
@@ -341,10 +129,10 @@ def test_no_secret_in_compose_files(seed: Rendered, variant: Rendered) -> None:
 
 
 @pytest.mark.parametrize("name", ["beryl3", "project2"])
-def test_compose_services_are_complete(seed: Rendered, name: str) -> None:
-    compose = seed.compose(name)
-    project = seed.project(name)
-    docker = seed.stagectl["docker"]
+def test_compose_services_are_complete(example: Rendered, name: str) -> None:
+    compose = example.compose(name)
+    project = example.project(name)
+    docker = example.stagectl["docker"]
     assert compose["name"] == project["compose_project"]
     assert set(compose["services"]) == SERVICES
     for service, spec in compose["services"].items():
@@ -371,8 +159,8 @@ def test_compose_services_are_complete(seed: Rendered, name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["beryl3", "project2"])
-def test_compose_publishes_only_on_loopback(seed: Rendered, name: str) -> None:
-    services = seed.compose(name)["services"]
+def test_compose_publishes_only_on_loopback(example: Rendered, name: str) -> None:
+    services = example.compose(name)["services"]
     ports = SEED_PORTS[name]
     assert services["postgres"]["ports"] == [f"127.0.0.1:{ports['postgres']}:5432"]
     assert services["redis"]["ports"] == [f"127.0.0.1:{ports['redis']}:6379"]
@@ -382,8 +170,8 @@ def test_compose_publishes_only_on_loopback(seed: Rendered, name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["beryl3", "project2"])
-def test_compose_networks(seed: Rendered, name: str) -> None:
-    compose = seed.compose(name)
+def test_compose_networks(example: Rendered, name: str) -> None:
+    compose = example.compose(name)
     services = compose["services"]
     assert compose["networks"]["project"] == {"name": name, "driver": "bridge"}
     assert compose["networks"]["monitoring"] == {"name": "monitoring", "external": True}
@@ -397,9 +185,9 @@ def test_compose_networks(seed: Rendered, name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["beryl3", "project2"])
-def test_compose_postgres_settings(seed: Rendered, name: str) -> None:
-    project = seed.project(name)
-    postgres = seed.compose(name)["services"]["postgres"]
+def test_compose_postgres_settings(example: Rendered, name: str) -> None:
+    project = example.project(name)
+    postgres = example.compose(name)["services"]["postgres"]
     flags = dict(arg.split("=", 1) for arg in postgres["command"][1:] if arg != "-c")
     assert flags["max_connections"] == str(project["database"]["max_connections"]) == "100"
     assert flags["log_min_duration_statement"] == "500"
@@ -412,8 +200,8 @@ def test_compose_postgres_settings(seed: Rendered, name: str) -> None:
     assert postgres["env_file"] == ["./config/postgres.env"]
 
 
-def test_compose_app_build_and_dependencies(seed: Rendered) -> None:
-    services = seed.compose("beryl3")["services"]
+def test_compose_app_build_and_dependencies(example: Rendered) -> None:
+    services = example.compose("beryl3")["services"]
     django = services["django"]
     assert django["build"]["context"] == "./app"
     assert django["build"]["dockerfile"] == "../config/Dockerfile"
@@ -435,8 +223,8 @@ def test_compose_app_build_and_dependencies(seed: Rendered) -> None:
     assert "REDISCLI_AUTH=" in redis["healthcheck"]["test"][1]
 
 
-def test_worker_and_scheduler_only_when_enabled(seed: Rendered, variant: Rendered) -> None:
-    assert not {"worker", "scheduler"} & set(seed.compose("beryl3")["services"])
+def test_worker_and_scheduler_only_when_enabled(example: Rendered, variant: Rendered) -> None:
+    assert not {"worker", "scheduler"} & set(example.compose("beryl3")["services"])
     services = variant.compose("beryl3")["services"]
     assert set(services) == SERVICES | {"worker", "scheduler"}
     assert set(variant.compose("project2")["services"]) == SERVICES
@@ -477,10 +265,10 @@ def parse_env(text: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("name", ["beryl3", "project2"])
-def test_app_env_has_the_seed_variables(seed: Rendered, name: str) -> None:
-    env = parse_env(seed.text(f"/opt/projects/{name}/config/.env"))
-    project = seed.project(name)
-    secrets = seed.vars["vault_projects"][name]
+def test_app_env_has_the_seed_variables(example: Rendered, name: str) -> None:
+    env = parse_env(example.text(f"/opt/projects/{name}/config/.env"))
+    project = example.project(name)
+    secrets = example.vault["vault_projects"][name]
     database = project["database"]
     assert env["POSTGRES_DB"] == database["name"] == f"{name}_staging"
     assert env["POSTGRES_USER"] == database["user"] == f"{name}_user"
@@ -500,29 +288,29 @@ def test_app_env_has_the_seed_variables(seed: Rendered, name: str) -> None:
     assert env["DJANGO_MIGRATE_ON_START"] == "0"
 
 
-def test_other_consumers_get_only_their_secret(seed: Rendered) -> None:
-    secrets = seed.vars["vault_projects"]["beryl3"]
+def test_other_consumers_get_only_their_secret(example: Rendered) -> None:
+    secrets = example.vault["vault_projects"]["beryl3"]
     config = "/opt/projects/beryl3/config"
-    assert parse_env(seed.text(f"{config}/postgres.env")) == {
+    assert parse_env(example.text(f"{config}/postgres.env")) == {
         "POSTGRES_PASSWORD": secrets["postgres_password"]
     }
-    assert parse_env(seed.text(f"{config}/postgres-exporter.env")) == {
+    assert parse_env(example.text(f"{config}/postgres-exporter.env")) == {
         "DATA_SOURCE_USER": "beryl3_user",
         "DATA_SOURCE_PASS": secrets["postgres_password"],
     }
-    assert parse_env(seed.text(f"{config}/redis-exporter.env")) == {
+    assert parse_env(example.text(f"{config}/redis-exporter.env")) == {
         "REDIS_PASSWORD": secrets["redis_password"]
     }
-    redis_conf = seed.text(f"{config}/redis.conf")
+    redis_conf = example.text(f"{config}/redis.conf")
     assert f"requirepass {secrets['redis_password']}\n" in redis_conf
     assert "maxmemory 201326592\n" in redis_conf  # 192m
     assert "appendonly yes\n" in redis_conf
-    entry = next(e for e in seed.manifest if e["dest"] == f"{config}/redis.conf")
+    entry = next(e for e in example.manifest(*ROLES) if e["dest"] == f"{config}/redis.conf")
     assert (entry["mode"], str(entry["owner"])) == ("0600", "999")
 
 
-def test_project_nginx_conf(seed: Rendered) -> None:
-    conf = seed.text("/opt/projects/project2/config/nginx.conf")
+def test_project_nginx_conf(example: Rendered) -> None:
+    conf = example.text("/opt/projects/project2/config/nginx.conf")
     assert "resolver 127.0.0.11" in conf
     assert "set $django_upstream http://project2-django:8000;" in conf
     assert "proxy_pass $django_upstream;" in conf
@@ -534,8 +322,8 @@ def test_project_nginx_conf(seed: Rendered) -> None:
         assert f"proxy_set_header {header} " in conf
 
 
-def test_dockerfile(seed: Rendered) -> None:
-    text = seed.text("/opt/projects/beryl3/config/Dockerfile")
+def test_dockerfile(example: Rendered) -> None:
+    text = example.text("/opt/projects/beryl3/config/Dockerfile")
     instructions = [
         line.split()[0]
         for line in text.splitlines()
@@ -553,8 +341,8 @@ def test_dockerfile(seed: Rendered) -> None:
     assert instructions.index("USER") > instructions.index("COPY", instructions.index("FROM", 1))
 
 
-def test_backup_settings_and_units(seed: Rendered) -> None:
-    conf = parse_env(seed.text("/etc/stagectl/backups/project2.conf"))
+def test_backup_settings_and_units(example: Rendered) -> None:
+    conf = parse_env(example.text("/etc/stagectl/backups/project2.conf"))
     assert conf == {
         "PROJECT": "project2",
         "PROJECT_ROOT": "/opt/projects/project2",
@@ -563,32 +351,32 @@ def test_backup_settings_and_units(seed: Rendered) -> None:
         "BACKUP_DIR": "/opt/backups/project2",
         "RETENTION_DAYS": "30",
         "POSTGRES_CONTAINER": "project2-postgres",
-        "POSTGRES_IMAGE": seed.project("project2")["images"]["postgres"],
+        "POSTGRES_IMAGE": example.project("project2")["images"]["postgres"],
         "POSTGRES_DB": "project2_staging",
         "POSTGRES_USER": "project2_user",
         "POSTGRES_MEMORY": "1g",
     }
-    timer = seed.text("/etc/systemd/system/stagectl-backup@.timer")
+    timer = example.text("/etc/systemd/system/stagectl-backup@.timer")
     assert "OnCalendar=*-*-* 03:00:00\n" in timer and "Persistent=true\n" in timer
     assert "RandomizedDelaySec=" in timer
-    verify_timer = seed.text("/etc/systemd/system/stagectl-backup-verify@.timer")
+    verify_timer = example.text("/etc/systemd/system/stagectl-backup-verify@.timer")
     assert "OnCalendar=Sun *-*-* 04:30:00\n" in verify_timer
-    assert "ExecStart=/usr/local/sbin/stagectl-backup run %i\n" in seed.text(
+    assert "ExecStart=/usr/local/sbin/stagectl-backup run %i\n" in example.text(
         "/etc/systemd/system/stagectl-backup@.service"
     )
-    assert "ExecStart=/usr/local/sbin/stagectl-backup verify %i\n" in seed.text(
+    assert "ExecStart=/usr/local/sbin/stagectl-backup verify %i\n" in example.text(
         "/etc/systemd/system/stagectl-backup-verify@.service"
     )
 
 
-def test_rendering_twice_gives_identical_bytes(renders: dict[str, Rendered]) -> None:
-    first, second = renders["seed"], renders["again"]
-    files = sorted(p.relative_to(first.root) for p in first.root.rglob("*") if p.is_file())
-    assert files == sorted(
-        p.relative_to(second.root) for p in second.root.rglob("*") if p.is_file()
-    )
+def test_rendering_twice_gives_identical_bytes(example: Rendered, example_again: Rendered) -> None:
+    """Two renders of one environment, by two ansible-playbook processes running side by side:
+    the same manifest and, file by file, the same bytes (the whole render, not only these roles)."""
+    assert example_again.manifest(*ROLES) == example.manifest(*ROLES)
+    files = [p.relative_to(example.root) for p in example.tree()]
+    assert files == [p.relative_to(example_again.root) for p in example_again.tree()]
     for rel in files:
-        assert (first.root / rel).read_bytes() == (second.root / rel).read_bytes(), rel
+        assert (example.root / rel).read_bytes() == (example_again.root / rel).read_bytes(), rel
 
 
 # --- upstream validators ----------------------------------------------------------------------
@@ -616,13 +404,13 @@ def need_compose() -> str:
 
 
 @pytest.mark.validators
-@pytest.mark.parametrize("which", ["seed", "variant"])
+@pytest.mark.parametrize("which", ["example", "variant"])
 @pytest.mark.parametrize("name", ["beryl3", "project2"])
 def test_docker_compose_config_accepts_it(
-    renders: dict[str, Rendered], which: str, name: str
+    example: Rendered, variant: Rendered, which: str, name: str
 ) -> None:
     docker = need_compose()
-    rendered = renders[which]
+    rendered = {"example": example, "variant": variant}[which]
     compose_file = rendered.path(f"/opt/projects/{name}/docker-compose.yml")
     result = subprocess.run(
         [docker, "compose", "-f", str(compose_file), "config", "--format", "json"],
@@ -634,10 +422,10 @@ def test_docker_compose_config_accepts_it(
     resolved = json.loads(result.stdout)
     # Compose read the env files (relative to the compose file) and resolved the bind mounts.
     environment = resolved["services"]["django"]["environment"]
-    secret_key = rendered.vars["vault_projects"][name]["django_secret_key"]
+    secret_key = rendered.vault["vault_projects"][name]["django_secret_key"]
     assert environment["DJANGO_SECRET_KEY"].replace("$$", "$") == secret_key
     assert resolved["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"] == (
-        rendered.vars["vault_projects"][name]["postgres_password"]
+        rendered.vault["vault_projects"][name]["postgres_password"]
     )
     published = {
         service: [
@@ -665,9 +453,9 @@ def nginx_scratch(conf: Path, scratch: Path) -> Path:
 
 @pytest.mark.validators
 @pytest.mark.parametrize("name", ["beryl3", "project2"])
-def test_nginx_accepts_the_project_conf(seed: Rendered, tmp_path: Path, name: str) -> None:
+def test_nginx_accepts_the_project_conf(example: Rendered, tmp_path: Path, name: str) -> None:
     nginx = need("nginx")
-    target = nginx_scratch(seed.path(f"/opt/projects/{name}/config/nginx.conf"), tmp_path / "nginx")
+    target = nginx_scratch(example.path(f"/opt/projects/{name}/config/nginx.conf"), tmp_path / "nginx")
     result = subprocess.run(
         [nginx, "-t", "-q", "-p", str(tmp_path / "nginx"), "-c", str(target)],
         capture_output=True,
@@ -677,9 +465,9 @@ def test_nginx_accepts_the_project_conf(seed: Rendered, tmp_path: Path, name: st
 
 
 @pytest.mark.validators
-def test_shellcheck_accepts_the_backup_tool(seed: Rendered) -> None:
+def test_shellcheck_accepts_the_backup_tool(example: Rendered) -> None:
     shellcheck = need("shellcheck")
-    script = seed.path("/usr/local/sbin/stagectl-backup")
+    script = example.path("/usr/local/sbin/stagectl-backup")
     result = subprocess.run(
         [shellcheck, "--severity=style", str(script)], capture_output=True, text=True
     )
@@ -688,7 +476,7 @@ def test_shellcheck_accepts_the_backup_tool(seed: Rendered) -> None:
 
 
 @pytest.mark.validators
-def test_systemd_analyze_verifies_the_units(seed: Rendered, tmp_path: Path) -> None:
+def test_systemd_analyze_verifies_the_units(example: Rendered, tmp_path: Path) -> None:
     analyze = need("systemd-analyze")
     system_units = next(
         (
@@ -708,11 +496,11 @@ def test_systemd_analyze_verifies_the_units(seed: Rendered, tmp_path: Path) -> N
             "[Unit]\nDescription=stand-in\n[Service]\nExecStart=/bin/true\n"
         )
     (root / "etc/systemd/system").mkdir(parents=True)
-    for unit in seed.path("/etc/systemd/system").iterdir():
+    for unit in example.path("/etc/systemd/system").iterdir():
         shutil.copy(unit, root / "etc/systemd/system" / unit.name)
     (root / "usr/local/sbin").mkdir(parents=True)
     shutil.copy(
-        seed.path("/usr/local/sbin/stagectl-backup"), root / "usr/local/sbin/stagectl-backup"
+        example.path("/usr/local/sbin/stagectl-backup"), root / "usr/local/sbin/stagectl-backup"
     )
     instances = [
         str(root / "etc/systemd/system" / f"{unit}@beryl3.{kind}")
@@ -726,8 +514,8 @@ def test_systemd_analyze_verifies_the_units(seed: Rendered, tmp_path: Path) -> N
     )
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
     for schedule in (
-        seed.stagectl["backups"]["schedule"],
-        seed.stagectl["backups"]["verify_schedule"],
+        example.stagectl["backups"]["schedule"],
+        example.stagectl["backups"]["verify_schedule"],
     ):
         result = subprocess.run([analyze, "calendar", schedule], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
@@ -743,10 +531,10 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def redis_server(seed: Rendered, tmp_path: Path) -> Iterator[tuple[Path, int]]:
+def redis_server(example: Rendered, tmp_path: Path) -> Iterator[tuple[Path, int]]:
     """redis-server running the rendered beryl3 redis.conf (data dir and port moved)."""
     server = need("redis-server")
-    conf = seed.text("/opt/projects/beryl3/config/redis.conf")
+    conf = example.text("/opt/projects/beryl3/config/redis.conf")
     port = free_port()
     (tmp_path / "data").mkdir()
     local = (
@@ -779,11 +567,11 @@ def redis_server(seed: Rendered, tmp_path: Path) -> Iterator[tuple[Path, int]]:
 
 @pytest.mark.services
 def test_redis_runs_the_rendered_conf_and_the_healthcheck_passes(
-    seed: Rendered, redis_server: tuple[Path, int]
+    example: Rendered, redis_server: tuple[Path, int]
 ) -> None:
     need("redis-cli")
     conf_path, port = redis_server
-    test = seed.compose("beryl3")["services"]["redis"]["healthcheck"]["test"]
+    test = example.compose("beryl3")["services"]["redis"]["healthcheck"]["test"]
     # The healthcheck as the container's shell runs it ($$ is Compose's escape for $).
     command = (
         test[1]
@@ -825,9 +613,9 @@ def as_unprivileged(*paths: Path) -> list[str]:
 
 
 @pytest.mark.services
-def test_postgres_accepts_the_rendered_flags(seed: Rendered, scratch_dir: Path) -> None:
+def test_postgres_accepts_the_rendered_flags(example: Rendered, scratch_dir: Path) -> None:
     postgres, initdb = need("postgres"), need("initdb")
-    command = seed.compose("beryl3")["services"]["postgres"]["command"]
+    command = example.compose("beryl3")["services"]["postgres"]["command"]
     assert command[0] == "postgres"
     data = scratch_dir / "pgdata"
     data.mkdir(mode=0o700)
@@ -972,7 +760,7 @@ class BackupBed:
     """The rendered stagectl-backup and beryl3's settings, moved under a scratch directory, with a
     stand-in docker on PATH and beryl3's "PostgreSQL container" running."""
 
-    def __init__(self, seed: Rendered, root: Path) -> None:
+    def __init__(self, example: Rendered, root: Path) -> None:
         self.root = root
         self.backups = root / "backups" / "beryl3"
         self.project_root = root / "projects" / "beryl3"
@@ -987,7 +775,7 @@ class BackupBed:
             self.project_root / "data" / "media",
         ):
             path.mkdir(parents=True)
-        script = seed.text("/usr/local/sbin/stagectl-backup")
+        script = example.text("/usr/local/sbin/stagectl-backup")
         for old, new in (
             ("readonly CONF_DIR=/etc/stagectl/backups", f"readonly CONF_DIR={etc}"),
             (
@@ -1001,7 +789,7 @@ class BackupBed:
         self.script = bin_dir / "stagectl-backup"
         self.script.write_text(script)
         self.script.chmod(0o755)
-        conf = seed.text("/etc/stagectl/backups/beryl3.conf")
+        conf = example.text("/etc/stagectl/backups/beryl3.conf")
         conf = conf.replace("BACKUP_DIR=/opt/backups/beryl3", f"BACKUP_DIR={self.backups}")
         conf = conf.replace(
             "PROJECT_ROOT=/opt/projects/beryl3", f"PROJECT_ROOT={self.project_root}"
@@ -1009,7 +797,7 @@ class BackupBed:
         (etc / "beryl3.conf").write_text(conf)
         # What the configuration archive must hold.
         (self.project_root / "docker-compose.yml").write_text(
-            seed.text("/opt/projects/beryl3/docker-compose.yml")
+            example.text("/opt/projects/beryl3/docker-compose.yml")
         )
         (self.project_root / "config" / ".env").write_text("DJANGO_SECRET_KEY=x\n")
         (self.project_root / "data" / "media" / "upload.txt").write_text("a user's upload\n")
@@ -1080,10 +868,10 @@ class BackupBed:
 
 
 @pytest.fixture
-def backup_bed(seed: Rendered, scratch_dir: Path) -> Iterator[BackupBed]:
+def backup_bed(example: Rendered, scratch_dir: Path) -> Iterator[BackupBed]:
     need("postgres")
     need("initdb")
-    bed = BackupBed(seed, scratch_dir)
+    bed = BackupBed(example, scratch_dir)
     try:
         yield bed
     finally:
@@ -1249,9 +1037,7 @@ def live_stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
     Only test plumbing differs from a server: the project has a random name and free ports, the
     shared networks get names of their own, and the build gets the machine's CA bundle through
     the Dockerfile's optional `ca` secret (a Compose override file)."""
-    from stagectl.environment import ALL_VARS
     from stagectl.sandbox.images import BuildError, ImageBuilder, docker_available
-    from stagectl.vault import fill_missing, write_vault
 
     docker = need_compose()
     if not docker_available():
@@ -1266,32 +1052,28 @@ def live_stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
     except BuildError as exc:
         pytest.skip(f"the stand-in images cannot be built here: {exc}")
 
-    root, password_file = tmp_path / "env", tmp_path / "secret" / "vault-pass"
-    init_environment(root, password_file)
     name = f"t{os.urandom(3).hex()}"
-    inventory = yaml.safe_load((root / INVENTORY).read_text())
-    inventory["staging"]["vars"]["projects"] = [
-        {
-            "name": name,
-            "domain": f"{name}.staging.mdubiel.org",
-            "repo": str(DEMO_APP),
-            "ports": {"postgres": free_port(), "django": free_port(), "redis": free_port()},
+
+    def one_project(data: dict[str, Any]) -> None:
+        data["staging"]["vars"]["projects"] = [
+            {
+                "name": name,
+                "domain": f"{name}.staging.mdubiel.org",
+                "repo": str(DEMO_APP),
+                "ports": {"postgres": free_port(), "django": free_port(), "redis": free_port()},
+            }
+        ]
+
+    def standin_images(data: dict[str, Any]) -> None:
+        data["project_defaults"]["images"] = {
+            key: refs[standin] for key, standin in STANDIN_IMAGES.items()
         }
-    ]
-    (root / INVENTORY).write_text(yaml.safe_dump(inventory))
-    settings = yaml.safe_load((root / ALL_VARS).read_text())
-    settings["project_defaults"]["images"] = {
-        key: refs[standin] for key, standin in STANDIN_IMAGES.items()
-    }
-    (root / ALL_VARS).write_text(yaml.safe_dump(settings))
-    password = read_password_file(password_file)
-    vault_data = decrypt(root / VAULT, password)
-    fill_missing(vault_data, [name])
-    write_vault(root / VAULT, vault_data, password)
-    loaded = load_environment(root, vault_password_file=password_file)
-    hostvars = {"stagectl": derive(loaded.env), **decrypt(root / VAULT, password)}
-    finish_render(start_render(tmp_path / "out", {HOST: hostvars}))
-    rendered = Rendered(tmp_path / "out", HOST, hostvars)
+
+    env = make_environment(
+        tmp_path / "env", tmp_path / "secret" / "vault-pass",
+        inventory=one_project, all_vars=standin_images,
+    )
+    rendered = render(env, tmp_path / "out")
     project = rendered.project(name)
     project_dir = rendered.path(project["dirs"]["root"])
 
@@ -1344,7 +1126,7 @@ def live_stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
             "compose": compose,
             "docker": docker,
             "rendered": rendered,
-            "secrets": hostvars["vault_projects"][name],
+            "secrets": rendered.vault["vault_projects"][name],
             "scratch": tmp_path,
         }
     finally:
@@ -1486,7 +1268,7 @@ def test_the_stack_runs_healthy_serves_and_is_backed_up(live_stack: dict[str, An
 
 
 @pytest.mark.validators
-def test_hadolint_accepts_the_dockerfile(seed: Rendered) -> None:
+def test_hadolint_accepts_the_dockerfile(example: Rendered) -> None:
     hadolint = shutil.which("hadolint")
     if hadolint is None:
         pytest.skip(
@@ -1494,7 +1276,7 @@ def test_hadolint_accepts_the_dockerfile(seed: Rendered) -> None:
             "test_the_stack_runs_healthy_serves_and_is_backed_up builds the Dockerfile for real"
         )
     result = subprocess.run(
-        [hadolint, str(seed.path("/opt/projects/beryl3/config/Dockerfile"))],
+        [hadolint, str(example.path("/opt/projects/beryl3/config/Dockerfile"))],
         capture_output=True,
         text=True,
     )

@@ -1,24 +1,20 @@
 """The shared stack (role shared_monitoring), rendered the real way and checked with the upstream
 tools where they are installed (promtool, amtool, nginx, docker compose), statically otherwise.
 
-Rendering goes through `ansible-playbook` and the role's own tasks/render.yml, with `stagectl`
-derived from an environment built by `stagectl init`, so what is tested is what `plan` renders
-and `deploy` writes. `render_shared` is the one place that knows how; it will switch to
-`stagectl plan --out` once that is the shorter path.
+The environments are built and rendered once per session by tests/render/conftest.py, with
+`stagectl.render.render_environment` (what `stagectl plan` renders and `deploy` writes): the seed's
+example, a variant exercising the optional paths, and one without projects.
 """
 
 from __future__ import annotations
 
 import configparser
 import json
-import os
 import re
 import shutil
 import stat
 import subprocess
-import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,184 +22,25 @@ import pytest
 import yaml
 
 from stagectl import collection
-from stagectl.derived import derive
-from stagectl.environment import ALL_VARS, INVENTORY, STAGING_VARS, VAULT, load_environment
 from stagectl.errors import ToolMissing
-from stagectl.scaffold import init_environment
 from stagectl.validators import compose, nginx, prometheus, static
 from stagectl.validators.base import Finding, errors
-from stagectl.vault import decrypt, fill_missing, read_password_file, write_vault
+from tests.render.conftest import CONTRACT_KINDS, RenderedEnv
 
 ROLE = collection.collection_root() / "roles" / "shared_monitoring"
-HOST = "staging-server"
 SHARED = "/opt/shared"
-CONTRACT_KINDS = {
-    "compose", "prometheus_config", "prometheus_rules", "prometheus_web", "alertmanager", "blackbox",
-    "loki", "alloy", "grafana_ini", "grafana_provisioning", "nginx_main", "nginx_project", "shell",
-    "systemd", "dockerfile", "env", "yaml", "json", "text",
-}
 SERVICES = {  # compose service -> key in stagectl.shared
     "prometheus": "prometheus", "alertmanager": "alertmanager", "grafana": "grafana", "loki": "loki",
     "node-exporter": "node_exporter", "cadvisor": "cadvisor", "alloy": "alloy",
     "blackbox-exporter": "blackbox_exporter", "nginx": "nginx",
 }
 NO_BINARY = "no package in Debian or PyPI and Go modules are not served (shared/TESTBED.md)"
+Rendered = RenderedEnv
 
 
-# --- building an environment and rendering it --------------------------------------------------
-
-
-def _edit_yaml(path: Path, edit: Callable[[dict[str, Any]], None]) -> None:
-    data = yaml.safe_load(path.read_text()) or {}
-    edit(data)
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-
-
-def make_environment(
-    root: Path,
-    password_file: Path,
-    *,
-    inventory: Callable[[dict[str, Any]], None] | None = None,
-    all_vars: Callable[[dict[str, Any]], None] | None = None,
-    staging_vars: Callable[[dict[str, Any]], None] | None = None,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """`stagectl init`, optional edits of its files, then (derived `stagectl`, vault)."""
-    init_environment(root, password_file)
-    for rel, edit in ((INVENTORY, inventory), (ALL_VARS, all_vars), (STAGING_VARS, staging_vars)):
-        if edit is not None:
-            _edit_yaml(root / rel, edit)
-    password = read_password_file(password_file)
-    vault = decrypt(root / VAULT, password)
-    names = [p["name"] for p in yaml.safe_load((root / INVENTORY).read_text())["staging"]["vars"]["projects"]]
-    if fill_missing(vault, names):  # secrets for projects an edit added, as `secrets generate` does
-        write_vault(root / VAULT, vault, password)
-    loaded = load_environment(root, vault_password_file=password_file)
-    return derive(loaded.env), vault
-
-
-@dataclass(frozen=True)
-class Rendered:
-    out: Path
-    stagectl: dict[str, Any]
-    vault: dict[str, Any]
-
-    @property
-    def root(self) -> Path:
-        """The rendered server: <out>/<host>."""
-        return self.out / HOST
-
-    def path(self, server_path: str) -> Path:
-        return self.root / server_path.lstrip("/")
-
-    def shared(self, rel: str) -> Path:
-        return self.path(f"{SHARED}/{rel}")
-
-    def text(self, rel: str) -> str:
-        return self.shared(rel).read_text()
-
-    def yaml(self, rel: str) -> Any:
-        return yaml.safe_load(self.text(rel))
-
-    def files(self) -> Iterator[Path]:
-        return (p for p in sorted(self.root.rglob("*")) if p.is_file())
-
-
-def render_shared(workdir: Path, stagectl: dict[str, Any], vault: dict[str, Any]) -> Rendered:
-    """Render the role's manifest with ansible-playbook, as `playbooks/render.yml` does."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    out = workdir / "out"
-    (workdir / "vars.json").write_text(json.dumps({"stagectl": stagectl, **vault}))
-    (workdir / "hosts.ini").write_text(f"[staging]\n{HOST} ansible_connection=local\n")
-    (workdir / "play.yml").write_text(yaml.safe_dump([{
-        "hosts": "staging",
-        "gather_facts": False,
-        "tasks": [{
-            "name": "Render the shared stack",
-            "ansible.builtin.include_role": {"name": "stagectl.staging.shared_monitoring", "tasks_from": "render"},
-        }],
-    }]))
-    env = {
-        **os.environ,
-        "ANSIBLE_COLLECTIONS_PATH": str(collection.collections_path()),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_RETRY_FILES_ENABLED": "0",
-        "ANSIBLE_LOCALHOST_WARNING": "0",
-        "ANSIBLE_HOME": str(workdir / ".ansible"),
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "hosts.ini", "play.yml",
-         "-e", "@vars.json", "-e", f"stagectl_render_dir={out}"],
-        cwd=workdir, env=env, capture_output=True, text=True, timeout=300, check=False,
-    )
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    return Rendered(out, stagectl, vault)
-
-
-def manifest() -> list[dict[str, Any]]:
-    return yaml.safe_load((ROLE / "vars" / "main.yml").read_text())["shared_monitoring_files"]
-
-
-def server_dest(entry: dict[str, Any]) -> str:
-    return entry["dest"].replace("{{ stagectl.paths.shared }}", SHARED)
-
-
-# --- fixtures: the seed's example, and a variant exercising the optional paths ----------------
-
-
-@pytest.fixture(scope="session")
-def example(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
-    base = tmp_path_factory.mktemp("shared-example")
-    stagectl, vault = make_environment(base / "env", base / "keys" / "vault-pass")
-    return render_shared(base / "render", stagectl, vault)
-
-
-def _variant_inventory(data: dict[str, Any]) -> None:
-    # A third project with a '-' in its name and ports left out (allocated on load).
-    data["staging"]["vars"]["projects"].append({
-        "name": "my-app", "domain": "my-app.staging.mdubiel.org", "repo": "https://example.invalid/my-app.git",
-    })
-
-
-def _variant_all(data: dict[str, Any]) -> None:
-    data["shared_services"]["prometheus"]["image"] = "registry.example.invalid/prometheus:v3.5.0-custom"
-    data["shared_services"]["prometheus"]["retention"] = "45d"
-    data["shared_services"]["loki"]["retention"] = "7d"
-    data["docker"] = {"log_max_size": "20m", "log_max_file": 3}
-
-
-def _variant_staging(data: dict[str, Any]) -> None:
-    data["alerting"] = {
-        "email_to": "ops@example.invalid",
-        "smarthost": "localhost:25",
-        "webhook_urls": ["https://hooks.example.invalid/a", "https://hooks.example.invalid/b?x=1&y=2"],
-    }
-    data["certificates"] = {"provider": "selfsigned"}
-
-
-@pytest.fixture(scope="session")
-def variant(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
-    base = tmp_path_factory.mktemp("shared-variant")
-    stagectl, vault = make_environment(
-        base / "env", base / "keys" / "vault-pass",
-        inventory=_variant_inventory, all_vars=_variant_all, staging_vars=_variant_staging,
-    )
-    # Not in the model yet: the main nginx's exporter renders when the model provides it.
-    stagectl["shared"]["nginx_exporter"] = {
-        "image": "nginx/nginx-prometheus-exporter:1.4.2", "memory": "32m", "port": 9113,
-        "published": False, "retention": None,
-    }
-    return render_shared(base / "render", stagectl, vault)
-
-
-@pytest.fixture(scope="session")
-def no_projects(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
-    base = tmp_path_factory.mktemp("shared-empty")
-    stagectl, vault = make_environment(
-        base / "env", base / "keys" / "vault-pass",
-        inventory=lambda data: data["staging"]["vars"].update(projects=[]),
-    )
-    return render_shared(base / "render", stagectl, vault)
+def manifest(rendered: Rendered) -> list[dict[str, Any]]:
+    """The role's manifest as evaluated for the host (what render_files recorded)."""
+    return rendered.manifest("shared_monitoring")
 
 
 @pytest.fixture(params=["example", "variant", "no_projects"])
@@ -226,20 +63,24 @@ def _messages(findings: list[Finding]) -> str:
 # --- the manifest and the render itself ---------------------------------------------------------
 
 
-def test_manifest_follows_the_contract() -> None:
-    entries = manifest()
+def test_manifest_follows_the_contract(example: Rendered) -> None:
+    entries = manifest(example)
     templates = {str(p.relative_to(ROLE / "templates")) for p in (ROLE / "templates").rglob("*.j2")}
     assert {e["src"] for e in entries} == templates, "every template is in the manifest, and only those"
-    dests = [server_dest(e) for e in entries]
+    dests = [e["dest"] for e in entries]
     assert len(dests) == len(set(dests))
     for entry in entries:
         assert {"src", "dest", "mode", "kind"} <= set(entry), entry
         assert entry["kind"] in CONTRACT_KINDS, entry
-        assert entry["dest"].startswith("{{ stagectl.paths.shared }}/"), entry
+        assert entry["dest"].startswith(f"{SHARED}/"), entry
         assert re.fullmatch(r"0[0-7]{3}", entry["mode"]), entry
         if "secrets/" in entry["dest"]:
             assert entry["mode"] == "0600" and entry["kind"] == "text" and "owner" in entry, entry
-    kinds = {server_dest(e).removeprefix(f"{SHARED}/"): e["kind"] for e in entries}
+    # Written in terms of stagectl.paths.shared, never a literal path.
+    static_entries = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())["shared_monitoring_static_files"]
+    for entry in static_entries:
+        assert entry["dest"].startswith("{{ stagectl.paths.shared }}/"), entry
+    kinds = {e["dest"].removeprefix(f"{SHARED}/"): e["kind"] for e in entries}
     assert kinds["docker-compose.yml"] == "compose"
     assert kinds["prometheus/config/prometheus.yml"] == "prometheus_config"
     assert {k for k, v in kinds.items() if v == "prometheus_rules"} == {
@@ -247,35 +88,29 @@ def test_manifest_follows_the_contract() -> None:
     }
 
 
-def test_render_task_file_is_the_agreed_pattern() -> None:
-    tasks = yaml.safe_load((ROLE / "tasks" / "render.yml").read_text())
-    assert [t["name"] for t in tasks] == [
-        "Create the render directories for the shared stack", "Render the shared stack files",
-    ]
-    assert all(t["delegate_to"] == "localhost" for t in tasks)
-
-
 def test_every_manifest_file_is_rendered_with_its_mode(example: Rendered) -> None:
-    rendered = {"/" + str(p.relative_to(example.root)) for p in example.files()}
-    assert rendered == {server_dest(e) for e in manifest()}
-    for entry in manifest():
-        mode = stat.S_IMODE(example.path(server_dest(entry)).stat().st_mode)
+    rendered = {"/" + str(p.relative_to(example.root)) for p in example.tree()
+                if p.is_relative_to(example.shared(""))}
+    assert rendered == {e["dest"] for e in manifest(example)}
+    for entry in manifest(example):
+        mode = stat.S_IMODE(example.path(entry["dest"]).stat().st_mode)
         assert mode == int(entry["mode"], 8), entry["dest"]
 
 
-def test_rendering_is_deterministic(example: Rendered, tmp_path: Path) -> None:
-    again = render_shared(tmp_path, example.stagectl, example.vault)
-    for path in example.files():
-        assert again.root.joinpath(path.relative_to(example.root)).read_bytes() == path.read_bytes(), path
+def test_rendering_is_deterministic(example: Rendered, example_again: Rendered) -> None:
+    assert manifest(example_again) == manifest(example)
+    for path in example.files("shared_monitoring"):
+        assert example_again.root.joinpath(path.relative_to(example.root)).read_bytes() == path.read_bytes(), path
 
 
 def test_secrets_appear_only_in_0600_secret_files(rendered: Rendered) -> None:
     secrets = {
         "grafana admin": rendered.vault["vault_grafana_admin_password"],
+        "grafana secret key": rendered.vault["vault_grafana_secret_key"],
         "prometheus": rendered.vault["vault_prometheus_password"],
     }
     holders: dict[str, set[str]] = {name: set() for name in secrets}
-    for path in rendered.files():
+    for path in rendered.files("shared_monitoring"):
         text = path.read_text()
         for name, value in secrets.items():
             if value in text:
@@ -284,24 +119,29 @@ def test_secrets_appear_only_in_0600_secret_files(rendered: Rendered) -> None:
                 assert text == value, f"{path}: a secret file holds the secret alone"
     assert holders == {
         "grafana admin": {"grafana/config/secrets/admin_password"},
+        "grafana secret key": {"grafana/config/secrets/secret_key"},
         "prometheus": {"prometheus/config/secrets/prometheus_password", "grafana/config/secrets/prometheus_password"},
     }
 
 
 def test_managed_header_and_no_timestamps(rendered: Rendered) -> None:
-    for path in rendered.files():
+    for entry in manifest(rendered):
+        path = rendered.path(entry["dest"])
         if "secrets" in path.parts:
             continue
         text = path.read_text()
-        assert "Managed by stagectl" in text.split("\n", 3)[0] + text.split("\n", 3)[1], path
         assert not re.search(r"20\d\d-\d\d-\d\dT\d\d:", text), path
+        if entry["kind"] == "json":
+            json.loads(text)  # JSON has no comments: the dashboards carry no header
+            continue
+        assert "Managed by stagectl" in text.split("\n", 3)[0] + text.split("\n", 3)[1], path
 
 
 # --- docker-compose.yml ---------------------------------------------------------------------------
 
 
 def test_compose_services_follow_the_model(rendered: Rendered) -> None:
-    data = rendered.yaml("docker-compose.yml")
+    data = rendered.shared_yaml("docker-compose.yml")
     shared = rendered.stagectl["shared"]
     docker = rendered.stagectl["docker"]
     expected = set(SERVICES) | ({"nginx-edge-exporter"} if "nginx_exporter" in shared else set())
@@ -336,7 +176,7 @@ def test_compose_services_follow_the_model(rendered: Rendered) -> None:
 
 
 def test_compose_seed_values(example: Rendered) -> None:
-    services = example.yaml("docker-compose.yml")["services"]
+    services = example.shared_yaml("docker-compose.yml")["services"]
     published = {name: s["ports"] for name, s in services.items() if name != "nginx" and s.get("ports")}
     assert published == {
         "grafana": ["127.0.0.1:3000:3000"], "prometheus": ["127.0.0.1:9090:9090"],
@@ -353,7 +193,7 @@ def test_compose_seed_values(example: Rendered) -> None:
 
 
 def test_compose_hardening_choices(example: Rendered) -> None:
-    services = example.yaml("docker-compose.yml")["services"]
+    services = example.shared_yaml("docker-compose.yml")["services"]
     node = services["node-exporter"]
     assert node["pid"] == "host" and "--path.rootfs=/host" in node["command"]
     assert "/:/host:ro,rslave" in node["volumes"]
@@ -365,6 +205,7 @@ def test_compose_hardening_choices(example: Rendered) -> None:
     assert "/var/log/journal:/var/log/journal:ro" in alloy
     assert services["grafana"]["environment"] == {
         "GF_SECURITY_ADMIN_PASSWORD__FILE": "/etc/grafana/secrets/admin_password",
+        "GF_SECURITY_SECRET_KEY__FILE": "/etc/grafana/secrets/secret_key",
     }
     # Configuration is mounted read-only, as whole directories (a file mount would pin the inode).
     for name, service in services.items():
@@ -374,7 +215,7 @@ def test_compose_hardening_choices(example: Rendered) -> None:
 
 
 def test_compose_nginx_mounts_every_acme_webroot(rendered: Rendered) -> None:
-    volumes = rendered.yaml("docker-compose.yml")["services"]["nginx"]["volumes"]
+    volumes = rendered.shared_yaml("docker-compose.yml")["services"]["nginx"]["volumes"]
     assert "/etc/letsencrypt:/etc/letsencrypt:ro" in volumes
     assert f"{SHARED}/nginx/config:/etc/nginx/stagectl:ro" in volumes
     for project in rendered.stagectl["projects"]:
@@ -382,26 +223,29 @@ def test_compose_nginx_mounts_every_acme_webroot(rendered: Rendered) -> None:
 
 
 def test_compose_images_and_rotation_come_from_the_environment(variant: Rendered) -> None:
-    services = variant.yaml("docker-compose.yml")["services"]
+    services = variant.shared_yaml("docker-compose.yml")["services"]
     assert services["prometheus"]["image"] == "registry.example.invalid/prometheus:v3.5.0-custom"
     assert "--storage.tsdb.retention.time=45d" in services["prometheus"]["command"]
     assert services["loki"]["logging"]["options"] == {"max-size": "20m", "max-file": "3"}
     # email through a relay on the server itself: reachable from the container as the host
     assert services["alertmanager"]["extra_hosts"] == ["host.docker.internal:host-gateway"]
-    assert services["nginx-edge-exporter"]["healthcheck"] == {"disable": True}
+    # A healthcheck, not a disabled one: `docker compose up --wait` (the deploy) rejects those.
+    healthcheck = services["nginx-edge-exporter"].get("healthcheck")
+    assert healthcheck and not healthcheck.get("disable"), services["nginx-edge-exporter"]
 
 
 def test_compose_paths_the_configs_name_exist_in_the_containers(rendered: Rendered) -> None:
     """Container paths written in one file (healthchecks, secrets, rule files) resolve through
     the compose mounts to files of the render."""
-    services = rendered.yaml("docker-compose.yml")["services"]
+    services = rendered.shared_yaml("docker-compose.yml")["services"]
 
     def resolve(service: str, container_path: str) -> Path:
-        for volume in services[service]["volumes"]:
-            source, target = volume.split(":")[:2]
-            if container_path == target or container_path.startswith(target + "/"):
-                return rendered.path(source + container_path[len(target):])
-        raise AssertionError(f"{container_path} is not mounted into {service}")
+        mounts = [volume.split(":")[:2] for volume in services[service]["volumes"]]
+        matching = [(source, target) for source, target in mounts
+                    if container_path == target or container_path.startswith(target + "/")]
+        assert matching, f"{container_path} is not mounted into {service}"
+        source, target = max(matching, key=lambda mount: len(mount[1]))  # the innermost mount wins
+        return rendered.path(source + container_path[len(target):])
 
     for arg in services["prometheus"]["command"]:
         if arg.startswith(("--config.file=", "--web.config.file=")):
@@ -409,9 +253,14 @@ def test_compose_paths_the_configs_name_exist_in_the_containers(rendered: Render
     health = [a for a in services["prometheus"]["healthcheck"]["test"] if a.startswith("--http.config.file=")]
     http_config = resolve("prometheus", health[0].split("=", 1)[1])
     assert resolve("prometheus", yaml.safe_load(http_config.read_text())["basic_auth"]["password_file"]).is_file()
-    assert resolve("grafana", services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD__FILE"]).is_file()
+    for variable, container_path in services["grafana"]["environment"].items():
+        if variable.endswith("__FILE"):
+            assert resolve("grafana", container_path).is_file(), variable
     assert resolve("grafana", "/etc/grafana/grafana.ini").is_file()
-    datasources = rendered.text("grafana/config/provisioning/datasources/stagectl.yml")
+    providers = rendered.shared_yaml("grafana/config/provisioning/dashboards/stagectl.yml")["providers"]
+    for provider in providers:
+        assert list(resolve("grafana", provider["options"]["path"]).glob("*.json")), provider["name"]
+    datasources = rendered.shared_text("grafana/config/provisioning/datasources/stagectl.yml")
     for match in re.findall(r"\$__file\{([^}]+)\}", datasources):
         assert resolve("grafana", match).is_file(), match
     assert resolve("loki", "/etc/loki/loki.yml").is_file()
@@ -428,7 +277,7 @@ def test_compose_config_accepts_the_stack(rendered: Rendered) -> None:
 
 
 def test_compose_policy_rejects_a_port_past_the_firewall(example: Rendered, tmp_path: Path) -> None:
-    data = example.yaml("docker-compose.yml")
+    data = example.shared_yaml("docker-compose.yml")
     data["services"]["grafana"]["ports"] = ["3000:3000"]
     del data["services"]["loki"]["healthcheck"]
     broken = tmp_path / "docker-compose.yml"
@@ -447,7 +296,7 @@ def _targets(config: dict[str, Any], job: str) -> list[tuple[str, dict[str, str]
 
 
 def test_prometheus_scrapes_every_project_exporter_with_labels(rendered: Rendered) -> None:
-    config = rendered.yaml("prometheus/config/prometheus.yml")
+    config = rendered.shared_yaml("prometheus/config/prometheus.yml")
     assert config["global"]["external_labels"] == {"environment": rendered.stagectl["environment_name"]}
     assert config["rule_files"] == ["rules/*.yml"]
     jobs = [s["job_name"] for s in config["scrape_configs"]]
@@ -478,7 +327,7 @@ def test_prometheus_scrapes_every_project_exporter_with_labels(rendered: Rendere
 
 
 def test_prometheus_config_has_no_prometheus3_only_keys(rendered: Rendered) -> None:
-    text = rendered.text("prometheus/config/prometheus.yml")
+    text = rendered.shared_text("prometheus/config/prometheus.yml")
     for key in ("scrape_protocols", "fallback_scrape_protocol", "metric_name_validation_scheme",
                 "always_scrape_classic_histograms", "convert_classic_histograms_to_nhcb",
                 "scrape_config_files", "otlp", "runtime"):
@@ -486,8 +335,8 @@ def test_prometheus_config_has_no_prometheus3_only_keys(rendered: Rendered) -> N
 
 
 def test_blackbox_modules_used_by_prometheus_exist(rendered: Rendered) -> None:
-    modules = rendered.yaml("blackbox/config/blackbox.yml")["modules"]
-    config = rendered.yaml("prometheus/config/prometheus.yml")
+    modules = rendered.shared_yaml("blackbox/config/blackbox.yml")["modules"]
+    config = rendered.shared_yaml("prometheus/config/prometheus.yml")
     used = {m for s in config["scrape_configs"] for m in (s.get("params") or {}).get("module", [])}
     assert used and used <= set(modules)
     skip = rendered.stagectl["certificates"]["provider"] == "selfsigned"
@@ -543,7 +392,7 @@ def test_promtool_accepts_config_and_rules(rendered: Rendered) -> None:
 @pytest.mark.validators
 def test_promtool_rejects_a_broken_rule_with_its_own_message(example: Rendered, tmp_path: Path) -> None:
     broken = tmp_path / "broken.yml"
-    text = example.text("prometheus/config/rules/database.yml")
+    text = example.shared_text("prometheus/config/rules/database.yml")
     broken.write_text(text.replace("expr: pg_up == 0", "expr: sum(rate(pg_up[5m])", 1))
     findings = _require(lambda: prometheus.check_rules(broken))
     assert len(findings) == 1 and findings[0].tool == "promtool"
@@ -554,7 +403,7 @@ def test_promtool_rejects_a_broken_rule_with_its_own_message(example: Rendered, 
 
 
 def test_alertmanager_routes_and_inhibitions(rendered: Rendered) -> None:
-    config = rendered.yaml("alertmanager/config/alertmanager.yml")
+    config = rendered.shared_yaml("alertmanager/config/alertmanager.yml")
     route = config["route"]
     assert route["receiver"] == "default" and "project" in route["group_by"]
     assert route["routes"][0] == {"receiver": "null", "matchers": ['alertname = "Watchdog"']}
@@ -608,10 +457,14 @@ def test_grafana_provisioning(rendered: Rendered) -> None:
     assert sources["prometheus"]["secureJsonData"]["basicAuthPassword"].startswith("$__file{")
     assert sources["loki"]["url"] == "http://loki:3100"
     providers = yaml.safe_load(providers_path.read_text())["providers"]
-    folders = ["shared", *rendered.stagectl["project_names"]]
+    folders = ["Shared", *rendered.stagectl["project_names"]]
     assert [p["name"] for p in providers] == folders
     assert [p["options"]["path"] for p in providers] == [f"/var/lib/grafana/dashboards/{f}" for f in folders]
     assert providers[0]["folder"] == "Shared"
+    # One directory of rendered dashboards per provider, and no dashboard outside them.
+    dashboards = [e["dest"] for e in manifest(rendered) if e["src"] == "grafana/dashboard.json.j2"]
+    assert {Path(d).parent.name for d in dashboards} == set(folders)
+    assert {str(Path(d).parent.parent) for d in dashboards} == {f"{SHARED}/grafana/dashboards"}
 
 
 def test_loki_static(rendered: Rendered) -> None:
@@ -626,7 +479,7 @@ def test_loki_static(rendered: Rendered) -> None:
 
 
 def test_loki_seed_retention(example: Rendered) -> None:
-    assert example.yaml("loki/config/loki.yml")["limits_config"]["retention_period"] == "14d"
+    assert example.shared_yaml("loki/config/loki.yml")["limits_config"]["retention_period"] == "14d"
 
 
 def test_loki_static_check_catches_a_wrong_retention(example: Rendered) -> None:
@@ -658,7 +511,7 @@ def test_alloy_static(rendered: Rendered) -> None:
 
 
 def test_alloy_static_check_catches_broken_configs(example: Rendered, tmp_path: Path) -> None:
-    text = example.text("alloy/config/config.alloy")
+    text = example.shared_text("alloy/config/config.alloy")
     cases = {
         "undefined": (text.replace("loki.write.default.receiver]", "loki.write.missing.receiver]", 1),
                       "loki.write.missing.receiver refers to a component that is not defined"),
@@ -694,7 +547,7 @@ def test_grafana_with_the_real_binary() -> None:
 
 
 def test_nginx_routes_every_project_and_monitoring_domain(rendered: Rendered) -> None:
-    projects_conf = rendered.text("nginx/config/conf.d/projects.conf")
+    projects_conf = rendered.shared_text("nginx/config/conf.d/projects.conf")
     for project in rendered.stagectl["projects"]:
         domain, name = project["domain"], project["name"]
         assert projects_conf.count(f"server_name {domain};") == 2
@@ -704,15 +557,15 @@ def test_nginx_routes_every_project_and_monitoring_domain(rendered: Rendered) ->
         assert f"set $stagectl_upstream http://{project['containers']['nginx']}:80;" in projects_conf
     assert "proxy_pass http://" not in projects_conf, "upstreams are variables (resolved at request time)"
     domains = rendered.stagectl["monitoring_domains"]
-    monitoring_conf = rendered.text("nginx/config/conf.d/monitoring.conf")
+    monitoring_conf = rendered.shared_text("nginx/config/conf.d/monitoring.conf")
     assert "set $stagectl_upstream http://grafana:3000;" in monitoring_conf
     assert "set $stagectl_upstream http://prometheus:9090;" in monitoring_conf
     assert f"return 301 https://{domains['grafana']}$request_uri;" in monitoring_conf
     assert "location ~ ^/-/(reload|quit)$ {\n        return 403;" in monitoring_conf
-    main = rendered.text("nginx/config/nginx.conf")
+    main = rendered.shared_text("nginx/config/nginx.conf")
     assert "server_tokens off;" in main and "resolver 127.0.0.11 valid=10s" in main
     assert "include /etc/nginx/stagectl/conf.d/*.conf;" in main
-    default_conf = rendered.text("nginx/config/conf.d/default.conf")
+    default_conf = rendered.shared_text("nginx/config/conf.d/default.conf")
     assert "return 444;" in default_conf and "stub_status;" in default_conf
 
 
@@ -729,14 +582,11 @@ def test_nginx_t_accepts_the_configuration(rendered: Rendered) -> None:
 
 @pytest.mark.validators
 def test_nginx_check_file_adapter_passes_each_file(example: Rendered) -> None:
-    from stagectl.render import RenderedFile
-
-    for entry in manifest():
-        if entry["kind"] != "nginx_main":
-            continue
-        dest = server_dest(entry)
-        assert nginx.tree_for(example.root, dest)[1] == entry["container_path"]  # type: ignore[index]
-        file = RenderedFile(HOST, dest, example.path(dest), entry["kind"], entry["mode"], "shared_monitoring")
+    entries = {e["dest"]: e for e in manifest(example)}
+    files = [f for f in example.rendered("shared_monitoring") if f.kind == "nginx_main"]
+    assert len(files) == 4
+    for file in files:
+        assert nginx.tree_for(example.root, file.dest)[1] == entries[file.dest]["container_path"]  # type: ignore[index]
         checks = nginx.check_file(file)
         if checks and "not installed" in checks[0].message:
             pytest.skip(checks[0].message)
