@@ -31,4 +31,7 @@ def ansible_env() -> dict[str, str]:
         "ANSIBLE_STDOUT_CALLBACK": "default",
         "ANSIBLE_LOCALHOST_WARNING": "0",
         "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
+        # One SSH round trip per task instead of several (requires no `requiretty`; bootstrap's
+        # sudoers entry has none). Roughly a third off a no-op deploy.
+        "ANSIBLE_PIPELINING": "1",
     }

@@ -46,6 +46,7 @@ def project_view(env: Environment, project: Project) -> dict[str, Any]:
         },
         "redis_maxmemory": defaults.redis_maxmemory,
         "gunicorn_workers": defaults.gunicorn_workers,
+        "build_secrets": dict(defaults.build_secrets),
         "images": {**defaults.images.model_dump(), "app": f"stagectl/{project.name}-app:latest"},
         "memory": defaults.memory.model_dump(),
         "services": services,

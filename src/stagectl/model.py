@@ -230,6 +230,11 @@ class ProjectDefaults(Strict):
     postgres_max_connections: Annotated[int, Field(ge=10, le=10000)] = 100
     redis_maxmemory: Memory = "192m"
     gunicorn_workers: Annotated[int, Field(ge=1, le=64)] = 2
+    build_secrets: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")], str] = Field(
+        default_factory=dict,
+        description="BuildKit secrets for the app image: id -> file on the controller (e.g. a CA "
+        "bundle behind a TLS-inspecting proxy). Empty: nothing is copied, no secret is passed.",
+    )
 
 
 class Paths(Strict):

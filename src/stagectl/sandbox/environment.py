@@ -160,6 +160,9 @@ def _no_standin_reason(official: str) -> str:
     return "no stand-in image exists for it"
 
 
+TESTBED_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
 def sandbox_global_settings(
     builder: ImageBuilder, preload_archives: Sequence[str]
 ) -> tuple[dict[str, Any], tuple[DisabledComponent, ...], dict[str, str]]:
@@ -189,6 +192,10 @@ def sandbox_global_settings(
         images[official] = standin
         data["project_defaults"]["images"][kind] = standin
     data["docker"]["preload_archives"] = list(preload_archives)
+    # The test bed reaches PyPI only through the machine's CA bundle (TESTBED.md): the app build
+    # gets it as a build secret, never baked into an image.
+    if TESTBED_CA_BUNDLE.is_file():
+        data["project_defaults"]["build_secrets"] = {"ca": str(TESTBED_CA_BUNDLE)}
     return (
         {"ansible_python_interpreter": "/usr/bin/python3", **data},
         tuple(disabled),

@@ -1,0 +1,94 @@
+"""The end-to-end tier: one sandbox server per test session, bootstrapped and deployed with the
+real `stagectl bootstrap` and `stagectl deploy` code paths, shared by every test in tests/deploy.
+
+Tests reach the sandbox only through ports published on 127.0.0.1, `docker exec` into it, and
+its address on the local Docker bridge (a network this test run's Docker engine made).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from stagectl.deploy import bootstrap, deploy
+from stagectl.runner import RunResult
+from stagectl.sandbox import archive, server
+from stagectl.sandbox.environment import bootstrap_target, write_sandbox_environment
+from stagectl.sandbox.images.builder import docker_available
+from stagectl.sandbox.server import SandboxInfo
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO_APP = REPO / "examples" / "demo-app"
+
+
+@dataclass
+class Deployed:
+    info: SandboxInfo
+    root: Path
+    vault_password_file: Path
+    first_deploy: RunResult
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def sh(self, script: str, *, check: bool = True, timeout: float = 120) -> str:
+        """Run a shell script on the server as root (through `docker exec`, not SSH, so that the
+        tests do not depend on the firewall and SSH settings they are checking)."""
+        proc = subprocess.run(
+            ["docker", "exec", "-i", self.info.name, "bash", "-euo", "pipefail", "-c", script],
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"on the sandbox: {script}\n{proc.stdout}\n{proc.stderr}")
+        return proc.stdout
+
+    def redeploy(self, *, check: bool = False) -> RunResult:
+        return deploy(self.root, self.vault_password_file, check=check).run
+
+
+def _failures(result: RunResult) -> str:
+    return "\n".join(f"{f.host}: {f.task}: {f.message}" for f in result.failures) + "\n".join(result.errors)
+
+
+@pytest.fixture(scope="session")
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+    if not docker_available():
+        pytest.skip("needs a Docker engine: scripts/testbed-setup.sh docker starts one")
+    name = f"stagectl-e2e-{uuid.uuid4().hex[:8]}"
+    state = tmp_path_factory.mktemp("sandbox-state")
+    timings: dict[str, float] = {}
+    try:
+        started = time.monotonic()
+        images = archive.ensure_archive()
+        timings["stand-in images and archive"] = time.monotonic() - started
+
+        started = time.monotonic()
+        info = server.up(name, 0, state_dir=state, http_port=0, https_port=0, archive_dir=images.path.parent)
+        timings["sandbox up"] = time.monotonic() - started
+
+        root, password_file = state / "environment", state / "vault-pass"
+        write_sandbox_environment(root, info, password_file, DEMO_APP, preload_archives=[images.server_path])
+        target = bootstrap_target(info)
+
+        started = time.monotonic()
+        result = bootstrap(root, password_file, target.login, connect_key=target.connect_key)
+        timings["bootstrap"] = time.monotonic() - started
+        assert result.ok, f"bootstrap failed:\n{_failures(result)}"
+
+        started = time.monotonic()
+        first = deploy(root, password_file).run
+        timings["cold deploy"] = time.monotonic() - started
+        assert first.ok, f"deploy failed:\n{_failures(first)}"
+
+        yield Deployed(info=info, root=root, vault_password_file=password_file, first_deploy=first,
+                       timings=timings)
+    finally:
+        print("\nend-to-end timings: " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
+        try:
+            server.down(name, remove_data=True)
+        except Exception as exc:  # noqa: BLE001 - cleanup must not hide the test's own failure
+            print(f"could not remove sandbox {name}: {exc}")

@@ -1,0 +1,191 @@
+"""The example environment deployed on a sandbox server behaves as the seed describes: healthy
+stacks, host-based routing through the main nginx, isolated projects, every target scraped, a
+closed firewall, files exactly as planned, idempotent redeploys and data that survives a reboot."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from stagectl.render import render_environment
+from tests.deploy.conftest import Deployed
+
+pytestmark = pytest.mark.sandbox
+
+PROJECTS = ("beryl3", "project2")
+# Every port stagectl uses on the server; from outside only SSH, HTTP and HTTPS may answer.
+PUBLIC = {22, 80, 443}
+INTERNAL = {3000, 3100, 5432, 5433, 6379, 6380, 8000, 8001, 8080, 9090, 9093, 9100, 9113, 9115, 9121, 9187}
+
+
+def https(deployed: Deployed, host: str, path: str, *, method: str = "GET", data: str | None = None) -> tuple[int, str]:
+    """A request to the main nginx as a browser on the internet would make it (SNI and Host), over
+    the sandbox's 443 published on 127.0.0.1; --resolve keeps the name out of DNS."""
+    port = deployed.info.https_port
+    args = ["curl", "-sk", "--max-time", "20", "--resolve", f"{host}:{port}:127.0.0.1", "-X", method,
+            "-o", "-", "-w", "\n%{http_code}", f"https://{host}:{port}{path}"]
+    if data is not None:
+        args += ["-H", "Content-Type: application/json", "--data", data]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=30, check=False)
+    body, _, code = proc.stdout.rpartition("\n")
+    return int(code or 0), body
+
+
+def containers(deployed: Deployed) -> dict[str, str]:
+    out = deployed.sh("docker ps -a --format '{{.Names}}\t{{.Status}}'")
+    return dict(line.split("\t", 1) for line in out.splitlines() if line)
+
+
+def wait_healthy(deployed: Deployed, timeout: float = 240) -> dict[str, str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = containers(deployed)
+        unhealthy = {n: s for n, s in status.items() if not s.startswith("Up") or "starting" in s or "unhealthy" in s}
+        if not unhealthy or time.monotonic() > deadline:
+            return unhealthy
+        time.sleep(5)
+
+
+def test_every_container_is_up_and_healthy(deployed: Deployed) -> None:
+    assert wait_healthy(deployed) == {}
+    names = set(containers(deployed))
+    for project in PROJECTS:
+        for service in ("postgres", "redis", "django", "nginx", "postgres-exporter", "redis-exporter",
+                        "nginx-exporter"):
+            assert f"{project}-{service}" in names
+
+
+@pytest.mark.parametrize("project", PROJECTS)
+def test_projects_answer_through_the_main_nginx_by_host(deployed: Deployed, project: str) -> None:
+    code, body = https(deployed, f"{project}.sandbox.test", "/healthz")
+    assert (code, body.strip()) == (200, "ok")
+    # Probe and metrics endpoints are for the internal networks only.
+    for path in ("/readyz", "/metrics"):
+        assert https(deployed, f"{project}.sandbox.test", path)[0] == 404
+
+
+def test_unknown_host_gets_nothing(deployed: Deployed) -> None:
+    code, _ = https(deployed, "unknown.sandbox.test", "/healthz")
+    assert code in (0, 444)
+
+
+@pytest.mark.parametrize("project", PROJECTS)
+def test_each_app_uses_its_own_database_and_cache(deployed: Deployed, project: str) -> None:
+    text = f"written by the e2e test into {project}"
+    code, body = https(deployed, f"{project}.sandbox.test", "/notes/", method="POST", data=json.dumps({"text": text}))
+    assert code == 201, body
+    code, body = https(deployed, f"{project}.sandbox.test", "/notes/")
+    notes = [n["text"] for n in json.loads(body)["notes"]]
+    assert text in notes
+    other = next(p for p in PROJECTS if p != project)
+    assert f"written by the e2e test into {other}" not in notes
+
+    code, _ = https(deployed, f"{project}.sandbox.test", f"/cache/e2e-{project}", method="PUT",
+                    data=json.dumps({"value": project}))
+    assert code in (200, 201)
+    code, body = https(deployed, f"{project}.sandbox.test", f"/cache/e2e-{project}")
+    assert code == 200 and json.loads(body)["value"] == project
+
+
+def test_projects_cannot_reach_each_other(deployed: Deployed) -> None:
+    probe = (
+        "import socket,sys\n"
+        "try:\n socket.create_connection((sys.argv[1], int(sys.argv[2])), 3); print('open')\n"
+        "except OSError: print('closed')\n"
+    )
+    for target, port in (("project2-postgres", 5432), ("project2-redis", 6379)):
+        out = deployed.sh(f"docker exec beryl3-django python -c {json.dumps(probe)!s} {target} {port}", check=False)
+        assert out.strip() == "closed", (target, out)
+    # The positive control: its own database answers.
+    assert deployed.sh(f"docker exec beryl3-django python -c {json.dumps(probe)!s} beryl3-postgres 5432").strip() == "open"
+
+
+def test_every_prometheus_target_is_up(deployed: Deployed) -> None:
+    deadline = time.monotonic() + 180
+    while True:
+        raw = deployed.sh(
+            "curl -s --netrc-file <(printf 'machine 127.0.0.1 login admin password %s' "
+            "\"$(cat /opt/shared/prometheus/config/secrets/prometheus_password)\") "
+            "http://127.0.0.1:9090/api/v1/targets"
+        )
+        targets = json.loads(raw)["data"]["activeTargets"]
+        down = [(t["labels"].get("job"), t["scrapeUrl"], t["lastError"]) for t in targets if t["health"] != "up"]
+        if not down or time.monotonic() > deadline:
+            break
+        time.sleep(10)
+    assert targets and down == []
+    jobs = {t["labels"].get("project") for t in targets}
+    assert set(PROJECTS) <= jobs
+
+
+def test_only_ssh_http_https_answer_from_outside(deployed: Deployed) -> None:
+    address = deployed.info.container_ip
+    answering = set()
+    for port in sorted(PUBLIC | INTERNAL):
+        with socket.socket() as sock:
+            sock.settimeout(2)
+            if sock.connect_ex((address, port)) == 0:
+                answering.add(port)
+    assert answering == PUBLIC
+    assert "Status: active" in deployed.sh("ufw status")
+
+
+def test_root_and_password_ssh_logins_are_refused(deployed: Deployed) -> None:
+    info = deployed.info
+    base = ["ssh", "-p", str(info.ssh_port), "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+            "-o", f"UserKnownHostsFile={info.known_hosts}", "-o", "StrictHostKeyChecking=yes"]
+    root = subprocess.run([*base, "-i", str(info.root_key), "root@127.0.0.1", "true"],
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert root.returncode != 0 and "Permission denied" in root.stderr
+    ansible = subprocess.run([*base, "-i", str(info.ansible_key), "ansible@127.0.0.1", "sudo -n whoami"],
+                             capture_output=True, text=True, timeout=30, check=False)
+    assert ansible.stdout.strip() == "root"
+    config = deployed.sh("sshd -T")
+    assert "passwordauthentication no" in config and "permitrootlogin no" in config
+
+
+def test_files_on_the_server_are_what_plan_renders(deployed: Deployed, tmp_path: Path) -> None:
+    files = render_environment(deployed.root, tmp_path / "plan", deployed.vault_password_file)
+    assert files
+    different = []
+    for file in files:
+        on_server = subprocess.run(["docker", "exec", deployed.info.name, "cat", file.dest],
+                                   capture_output=True, timeout=30, check=False).stdout
+        mode = deployed.sh(f"stat -c '%a' {file.dest}", check=False).strip()
+        if on_server != file.local.read_bytes() or mode != file.mode.lstrip("0"):
+            different.append(f"{file.dest} (mode {mode}, plan {file.mode})")
+    assert different == []
+
+
+def test_second_deploy_changes_nothing(deployed: Deployed) -> None:
+    started = time.monotonic()
+    again = deployed.redeploy()
+    deployed.timings["no-op redeploy"] = time.monotonic() - started
+    print(f"no-op redeploy: {again.seconds:.0f}s, {again.tasks} tasks")
+    assert again.ok
+    changed = {host: stats.changed for host, stats in again.hosts.items()}
+    assert changed == {"sandbox": 0}
+
+
+def test_check_mode_changes_nothing(deployed: Deployed) -> None:
+    result = deployed.redeploy(check=True)
+    assert result.ok
+    assert {h: s.changed for h, s in result.hosts.items()} == {"sandbox": 0}
+
+
+def test_rows_survive_a_redeploy_and_a_reboot(deployed: Deployed) -> None:
+    from stagectl.sandbox import server
+
+    marker = f"survivor-{time.time_ns()}"
+    code, _ = https(deployed, "beryl3.sandbox.test", "/notes/", method="POST", data=json.dumps({"text": marker}))
+    assert code == 201
+    assert deployed.redeploy().ok
+    server.restart(deployed.info.name)
+    assert wait_healthy(deployed, timeout=300) == {}
+    code, body = https(deployed, "beryl3.sandbox.test", "/notes/")
+    assert code == 200 and marker in body

@@ -1,0 +1,42 @@
+"""The files of common and security render offline (docs/templates-contract.md), deterministically,
+and match what the tests on a real server found there."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .conftest import Workspace
+from .sandbox import run_playbook, set_global, set_host
+
+PLAYBOOK = Path(__file__).resolve().parent / "playbooks" / "render-base.yml"
+
+
+def render(ws: Workspace, out: Path, *, keep_host: bool = False):
+    if not keep_host:
+        set_host(ws.env_root, 9, ws.ansible_key)  # never contacted: the play runs on localhost
+    return run_playbook(ws.env_root, ws.vault_password_file, PLAYBOOK,
+                        "-e", f"stagectl_render_dir={out}", timeout=120)
+
+
+def test_render_daemon_json_and_sshd_dropin(workspace: Workspace) -> None:
+    set_global(workspace.env_root, "docker", "log_max_size", "20m")
+    first, second = workspace.root / "out1", workspace.root / "out2"
+    run = render(workspace, first)
+    assert run.returncode == 0, run.explain()
+    assert render(workspace, second).returncode == 0
+
+    host = first / "staging-server"
+    daemon = json.loads((host / "etc/docker/daemon.json").read_text())
+    assert daemon == {"live-restore": True, "log-driver": "json-file",
+                      "log-opts": {"max-file": "5", "max-size": "20m"}}
+    dropin = (host / "etc/ssh/sshd_config.d/10-stagectl.conf").read_text()
+    settings = [line for line in dropin.splitlines() if line and not line.startswith("#")]
+    assert settings == ["PasswordAuthentication no", "KbdInteractiveAuthentication no",
+                        "PermitRootLogin no", "PubkeyAuthentication yes"]
+    assert (first / ".manifest" / "staging-server-common.json").is_file()
+    assert (first / ".manifest" / "staging-server-security.json").is_file()
+    # Deterministic: a second render gives the same bytes.
+    for path in first.rglob("*"):
+        if path.is_file():
+            assert path.read_bytes() == (second / path.relative_to(first)).read_bytes()
