@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -59,9 +61,15 @@ def measure(label: str, projects: int | None) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--projects", type=int, default=50, help="size of the generated environment")
+    parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    measure("example (2 projects)", None)
-    measure(f"generated ({args.projects} projects)", args.projects)
+    if args.one is not None:
+        measure("example (2 projects)" if args.one == 0 else f"generated ({args.one} projects)",
+                None if args.one == 0 else args.one)
+        return
+    # One process per measurement: peak memory figures are per process lifetime.
+    for size in (0, args.projects):
+        subprocess.run([sys.executable, __file__, "--one", str(size)], check=True)
 
 
 if __name__ == "__main__":
