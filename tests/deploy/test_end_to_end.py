@@ -94,15 +94,21 @@ def test_each_app_uses_its_own_database_and_cache(deployed: Deployed, project: s
 
 def test_projects_cannot_reach_each_other(deployed: Deployed) -> None:
     probe = (
-        "import socket,sys\n"
-        "try:\n socket.create_connection((sys.argv[1], int(sys.argv[2])), 3); print('open')\n"
-        "except OSError: print('closed')\n"
+        "import socket, sys\n"
+        "try:\n"
+        "    socket.create_connection((sys.argv[1], int(sys.argv[2])), 3)\n"
+        "    print('open')\n"
+        "except OSError:\n"
+        "    print('closed')\n"
     )
-    for target, port in (("project2-postgres", 5432), ("project2-redis", 6379)):
-        out = deployed.sh(f"docker exec beryl3-django python -c {json.dumps(probe)!s} {target} {port}", check=False)
-        assert out.strip() == "closed", (target, out)
+
+    def reach(target: str, port: int) -> str:
+        return deployed.sh(f"docker exec -i beryl3-django python - {target} {port} <<'PY'\n{probe}PY\n").strip()
+
+    assert reach("project2-postgres", 5432) == "closed"
+    assert reach("project2-redis", 6379) == "closed"
     # The positive control: its own database answers.
-    assert deployed.sh(f"docker exec beryl3-django python -c {json.dumps(probe)!s} beryl3-postgres 5432").strip() == "open"
+    assert reach("beryl3-postgres", 5432) == "open"
 
 
 def test_every_prometheus_target_is_up(deployed: Deployed) -> None:
