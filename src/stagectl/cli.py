@@ -5,6 +5,7 @@ user's mistake."""
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -104,17 +105,15 @@ def plan(
     keep = out is not None
     out_dir = out if out is not None else Path(tempfile.mkdtemp(prefix="stagectl-plan-"))
     try:
-        with console.status("validating the environment") as status:
-            def progress(task: str, host: str, elapsed: float) -> None:
-                status.update(f"[{elapsed:5.1f}s] {host}: {task}")
-
-            report = plan_mod.plan(env, out_dir, _vault_file(env, vault_password_file), on_progress=progress)
+        report = _run_with_progress(
+            console, "validating the environment",
+            lambda progress: plan_mod.plan(env, out_dir, _vault_file(env, vault_password_file), on_progress=progress),
+        )
     except StagectlError as exc:
         _fail(exc)
     finally:
         if not keep:
-            import shutil
-
+            # The rendered files hold secrets: a temporary render never outlives the command.
             shutil.rmtree(out_dir, ignore_errors=True)
     _print_plan(console, report, out_dir if keep else None)
     if not report.ok:
