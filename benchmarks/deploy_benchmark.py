@@ -1,0 +1,73 @@
+"""Deploy figures on a fresh sandbox: `sandbox up` with and without a cached server image, cold
+deploy (stand-in images cached), and a no-op redeploy with its task count.
+
+    .venv/bin/python benchmarks/deploy_benchmark.py
+
+Needs a Docker engine (scripts/testbed-setup.sh docker). Prints figures; asserts nothing.
+Talks only to the sandbox it starts (127.0.0.1 and the local Docker bridge).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from stagectl.deploy import bootstrap, deploy
+from stagectl.sandbox import archive, server
+from stagectl.sandbox.environment import bootstrap_target, write_sandbox_environment
+from stagectl.sandbox.images.builder import SANDBOX_SERVER, ImageBuilder
+
+DEMO_APP = Path(__file__).resolve().parents[1] / "examples" / "demo-app"
+
+
+def timed(label: str, work):  # type: ignore[no-untyped-def]
+    started = time.monotonic()
+    result = work()
+    print(f"{label}: {time.monotonic() - started:.1f}s", flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keep-server-image", action="store_true",
+                        help="skip the uncached `sandbox up` (other sandboxes are using the image)")
+    args = parser.parse_args()
+    images = timed("stand-in images and archive (cached when built before)", archive.ensure_archive)
+    builder = ImageBuilder()
+    server_image = builder.ref(SANDBOX_SERVER.name)
+    name = f"stagectl-bench-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory(prefix="stagectl-bench-") as tmp:
+        state = Path(tmp)
+        try:
+            if not args.keep_server_image:
+                # Without a cached server image: remove it so `up` builds it (the Debian base stays).
+                subprocess.run(["docker", "image", "rm", "-f", server_image], capture_output=True, check=False)
+                timed("sandbox up, server image not cached",
+                      lambda: server.up(name, 0, state_dir=state / "s1", http_port=0, https_port=0,
+                                        archive_dir=images.path.parent))
+                server.down(name, remove_data=True)
+            info = timed("sandbox up, server image cached",
+                         lambda: server.up(name, 0, state_dir=state / "s2", http_port=0, https_port=0,
+                                           archive_dir=images.path.parent))
+            root, password_file = state / "environment", state / "vault-pass"
+            write_sandbox_environment(root, info, password_file, DEMO_APP, preload_archives=[images.server_path])
+            target = bootstrap_target(info)
+            result = timed("bootstrap", lambda: bootstrap(root, password_file, target.login,
+                                                          connect_key=target.connect_key))
+            assert result.ok, result.failures
+            cold = timed("cold deploy (validation included)", lambda: deploy(root, password_file))
+            print(f"  cold deploy: ansible {cold.run.seconds:.1f}s, {cold.run.tasks} tasks, "
+                  f"changed {sum(s.changed for s in cold.run.hosts.values())}, ok={cold.run.ok}")
+            again = timed("no-op redeploy (validation included)", lambda: deploy(root, password_file))
+            print(f"  no-op redeploy: ansible {again.run.seconds:.1f}s, {again.run.tasks} tasks, "
+                  f"changed {sum(s.changed for s in again.run.hosts.values())}, ok={again.run.ok}")
+        finally:
+            server.down(name, remove_data=True)
+
+
+if __name__ == "__main__":
+    main()
