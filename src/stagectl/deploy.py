@@ -51,7 +51,6 @@ def deploy(
     on_progress: ProgressCallback | None = None,
 ) -> DeployReport:
     """Deploy the whole server (site.yml) or one project (project-deploy.yml)."""
-    report = _validated_plan(root, vault_password_file, on_progress)
     if project is not None:
         names = [p.name for p in load_environment(root).env.projects]
         if project not in names:
@@ -59,6 +58,7 @@ def deploy(
                 f"project '{project}' is not in {INVENTORY}",
                 hint=f"known projects: {', '.join(names) or 'none'}",
             )
+    report = _validated_plan(root, vault_password_file, on_progress)
     result = run_playbook(
         collection.playbook("project-deploy" if project else "site"),
         root / INVENTORY,
