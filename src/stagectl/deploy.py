@@ -51,6 +51,7 @@ def deploy(
     on_progress: ProgressCallback | None = None,
 ) -> DeployReport:
     """Deploy the whole server (site.yml) or one project (project-deploy.yml)."""
+    root = root.resolve()  # ansible-runner changes directory
     if project is not None:
         names = [p.name for p in load_environment(root).env.projects]
         if project not in names:
@@ -89,6 +90,7 @@ def bootstrap(
 ) -> RunResult:
     """Prepare a fresh server (seed: Prerequisites) logging in as `login`, e.g. root@HOST."""
     user, host = parse_login(login)
+    root = root.resolve()  # ansible-runner changes directory
     loaded = load_environment(root, vault_password_file=vault_password_file)
     hosts = loaded.env.inventory.staging.hosts
     matching = [name for name, spec in hosts.items() if name == host or (spec and spec.ansible_host == host)]

@@ -1207,6 +1207,7 @@ def run_doctor(
     EnvironmentInvalid/VaultError (StagectlError) when the environment itself is wrong."""
     started = time.monotonic()
     # allocate=False: doctor only reads, and must see the ports the server was deployed with.
+    root = root.resolve()  # ansible-runner changes directory
     loaded = load_environment(root, vault_password_file=vault_password_file, allocate=False)
     expect = expectations(derive(loaded.env))
     hosts = list(loaded.env.inventory.staging.hosts)

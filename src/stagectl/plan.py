@@ -61,6 +61,7 @@ def plan(
 ) -> PlanReport:
     """`lint_collection=False` leaves out the checks of the collection itself (ansible-lint,
     syntax checks): they do not depend on the environment, and `deploy` need not repeat them."""
+    root = root.resolve()
     loaded = load_environment(root, vault_password_file=vault_password_file)
     # Allocations are recorded only once the whole environment is valid, so a failed plan
     # leaves the user's files exactly as they were.

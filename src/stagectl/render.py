@@ -31,7 +31,8 @@ def render_environment(
     on_progress: ProgressCallback | None = None,
 ) -> list[RenderedFile]:
     """Render into `out/<host>/<path on server>`; return what was rendered, as the roles list it."""
-    out = out.resolve()
+    # ansible-runner changes directory: relative paths would silently find no inventory.
+    root, out = root.resolve(), out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     result = run_playbook(
         collection.playbook("render"),
@@ -47,7 +48,13 @@ def render_environment(
             "rendering failed:\n" + "\n".join(f"  - {d}" for d in details or [f"ansible-playbook exited {result.rc}"]),
             hint="a template or variable error; the message above names the file",
         )
-    return read_manifest(out)
+    files = read_manifest(out)
+    if not files:
+        raise RenderFailed(
+            f"nothing was rendered from {root / INVENTORY}",
+            hint="the inventory's group `staging` must list at least one host",
+        )
+    return files
 
 
 def read_manifest(out: Path) -> list[RenderedFile]:

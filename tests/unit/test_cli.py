@@ -103,3 +103,16 @@ def test_secrets_generate_adds_only_missing(example_env: EnvFixture) -> None:
         assert secret not in result.output
     again = runner.invoke(app, args)
     assert "nothing changed" in again.output
+
+
+def test_plan_with_a_relative_environment_path_renders_every_file(
+    example_env: EnvFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stagectl.render import render_environment
+
+    # ansible-runner changes directory: a relative path must still find the inventory.
+    monkeypatch.chdir(example_env.root.parent)
+    files = render_environment(Path(example_env.root.name), Path("out"), example_env.vault_password_file)
+    kinds = {f.kind for f in files}
+    assert {"compose", "prometheus_config", "nginx_main", "env"} <= kinds
+    assert all(f.local.is_file() for f in files)
