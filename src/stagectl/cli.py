@@ -32,6 +32,8 @@ sandbox_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(sandbox_app, name="sandbox")
+alert_app = typer.Typer(help="Alerting: prove that alerts reach their receivers.", no_args_is_help=True)
+app.add_typer(alert_app, name="alert")
 SandboxName = Annotated[str, typer.Option("--name", help="Container name of the sandbox.")]
 
 EnvDir = Annotated[
@@ -259,6 +261,122 @@ def doctor(env: EnvDir = Path("."), vault_password_file: VaultFile = None) -> No
 
 
 @app.command()
+def status(env: EnvDir = Path("."), vault_password_file: VaultFile = None) -> None:
+    """Stacks, scrape targets, firing alerts, last backup and certificate expiry, per project.
+    Changes nothing; exit 1 when anything needs attention."""
+    from stagectl import status as status_mod
+
+    console = _console()
+    try:
+        report = _run_with_progress(
+            console, "reading the status",
+            lambda progress: status_mod.run_status(env, _vault_file(env, vault_password_file), progress),
+        )
+    except StagectlError as exc:
+        _fail(exc)
+    for host in report:
+        table = Table(title=f"stagectl status: {host.host}")
+        for column in ("project", "stack", "targets", "alerts", "last backup", "certificates"):
+            table.add_column(column)
+        for project in host.projects:
+            table.add_row(project.name, *_status_cells(project))
+        if host.projects:
+            console.print(table)
+        for error in host.errors:
+            console.print(f"[bold red]{host.host}:[/] ", end="", markup=True)
+            console.print(error, markup=False)
+        for line in status_mod.summary_lines(host.projects):
+            console.print(f"  {line}", markup=False)
+    verdict = "[bold green]all well[/]" if report.ok else "[bold red]needs attention[/]"
+    console.print(f"status {verdict} ({report.seconds:.1f}s)")
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
+def _status_cells(project) -> list[str]:  # type: ignore[no-untyped-def]
+    from stagectl.status import CERTIFICATE_MIN_DAYS, age
+
+    def mark(ok: bool, text: str) -> str:
+        return f"[green]{text}[/]" if ok else f"[bold red]{text}[/]"
+
+    if project.stack_error:
+        stack = mark(False, project.stack_error)
+    else:
+        up = project.services - len(project.problems)
+        stack = mark(project.stack_ok, f"{up}/{project.services} up")
+    down = len(project.targets_down)
+    targets = mark(not down, f"{len(project.targets) - down}/{len(project.targets)} up") if project.targets else "-"
+    alerts = (
+        mark(False, ", ".join(sorted({f"{a.name} ({a.severity})" for a in project.alerts})))
+        if project.alerts else mark(True, "none")
+    )
+    backup = "-" if project.backup_age is None else mark(project.backup_ok, f"{age(project.backup_age)} ago")
+    certificates = ", ".join(
+        mark(c.days_left >= CERTIFICATE_MIN_DAYS, f"{c.domain} {c.days_left:.0f}d") for c in project.certificates
+    ) or "-"
+    return [stack, targets, alerts, backup, certificates]
+
+
+@alert_app.command("test")
+def alert_test(
+    env: EnvDir = Path("."),
+    vault_password_file: VaultFile = None,
+    project: Annotated[
+        str | None, typer.Option("--project", "-p", help="Label the alert with this project [default: shared].")
+    ] = None,
+    timeout: Annotated[int, typer.Option(help="Seconds to wait for every receiver.", min=5, max=600)] = 60,
+) -> None:
+    """Send a test alert through Alertmanager to every configured receiver, then resolve it."""
+    from stagectl.alerts import FIXES, TEST_ALERT, run_alert_test
+
+    console = _console()
+    try:
+        report = _run_with_progress(
+            console, "sending a test alert",
+            lambda progress: run_alert_test(
+                env, _vault_file(env, vault_password_file), project, progress, timeout=timeout
+            ),
+        )
+    except StagectlError as exc:
+        _fail(exc)
+    table = Table(title=f"stagectl alert test ({TEST_ALERT})")
+    for column in ("host", "receiver", "integration", "result", "attempts", "failed"):
+        table.add_column(column)
+    for result in report:
+        receivers = ", ".join(result.receivers) or "-"
+        if result.error:
+            table.add_row(result.host, receivers, "-", "[bold red]not sent[/]", "-", "-")
+        elif not result.deliveries:
+            accepted = "accepted, no receiver configured" if result.accepted else "not accepted"
+            table.add_row(result.host, receivers, "-", f"[yellow]{accepted}[/]", "-", "-")
+        for delivery in result.deliveries:
+            style = "green" if delivery.ok else "bold red"
+            table.add_row(result.host, receivers, delivery.integration, f"[{style}]{delivery.outcome}[/]",
+                          str(delivery.attempts), str(delivery.failures))
+    console.print(table)
+    for result in report:
+        if result.error:
+            console.print(f"{result.host}: {result.error}", markup=False)
+        if not result.error and not result.deliveries:
+            console.print(
+                f"{result.host}: the alert reached Alertmanager, but no receiver is configured: set "
+                "alerting.email_to or alerting.webhook_urls in group_vars/staging.yml and deploy",
+                markup=False,
+            )
+        for delivery in result.deliveries:
+            if not delivery.ok:
+                console.print(f"{result.host}: {delivery.integration} {delivery.outcome}: {FIXES[delivery.integration]}",
+                              markup=False)
+        if result.test_id:
+            console.print(f"{result.host}: test id {result.test_id} (label test_id), resolved after the test",
+                          markup=False)
+    verdict = "[bold green]delivered[/]" if report.ok else "[bold red]FAILED[/]"
+    console.print(f"alert test {verdict} in {report.seconds:.1f}s")
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
+@app.command()
 def dns(
     env: EnvDir = Path("."),
     check: Annotated[bool, typer.Option("--check/--no-check", help="Also resolve each name here.")] = True,
@@ -306,7 +424,7 @@ def sandbox_up(
     deploy_too: Annotated[bool, typer.Option("--deploy", help="Also bootstrap and deploy the example.")] = False,
 ) -> None:
     """Start the sandbox server and write an environment pointing at it."""
-    from stagectl.sandbox import archive, environment as sandbox_env, server
+    from stagectl.sandbox import alert_sink, archive, environment as sandbox_env, server
 
     console = _console()
     app_dir = demo_app or _default_demo_app()
@@ -340,6 +458,44 @@ def sandbox_up(
         return
     bootstrap(login=target.login, env=root, key=target.connect_key, vault_password_file=password_file)
     deploy(env=root, project=None, check=False, vault_password_file=password_file)
+    try:
+        alert_sink.start(info.name, written.python_image)
+    except StagectlError as exc:
+        _fail(exc)
+    console.print(f"alerts go to the sandbox's webhook receiver: stagectl sandbox alerts --name {info.name}",
+                  markup=False)
+
+
+@sandbox_app.command("alerts")
+def sandbox_alerts(
+    name: SandboxName = "stagectl-sandbox",
+    last: Annotated[int, typer.Option(help="Show the last N notifications.", min=1)] = 20,
+) -> None:
+    """The notifications Alertmanager sent to the sandbox's webhook receiver, newest last."""
+    import datetime
+
+    from rich.markup import escape
+
+    from stagectl.sandbox import alert_sink
+
+    console = _console()
+    try:
+        notifications = alert_sink.received(name)
+    except StagectlError as exc:
+        _fail(exc)
+    table = Table(title=f"alerts received by sandbox '{name}'")
+    for column in ("received", "status", "alert", "project", "severity", "summary"):
+        table.add_column(column)
+    for note in notifications[-last:]:
+        when = datetime.datetime.fromtimestamp(note["received_at"]).strftime("%H:%M:%S")
+        payload = note.get("payload") if isinstance(note.get("payload"), dict) else {}
+        for alert in payload.get("alerts") or []:
+            labels = alert.get("labels") or {}
+            cells = (when, str(alert.get("status", "")), labels.get("alertname", ""), labels.get("project", ""),
+                     labels.get("severity", ""), (alert.get("annotations") or {}).get("summary", ""))
+            table.add_row(*(escape(str(cell)) for cell in cells))
+    console.print(table)
+    console.print(f"{len(notifications)} notifications in all", markup=False)
 
 
 @sandbox_app.command("down")

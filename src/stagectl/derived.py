@@ -68,15 +68,20 @@ def project_view(env: Environment, project: Project) -> dict[str, Any]:
     }
 
 
+def monitoring_domains_of(server_domain: str) -> dict[str, str]:
+    """The names the main nginx serves the shared stack under, by service."""
+    return {
+        "monitoring": f"monitoring.{server_domain}",
+        "grafana": f"grafana.{server_domain}",
+        "prometheus": f"prometheus.{server_domain}",
+    }
+
+
 def derive(env: Environment) -> dict[str, Any]:
     """The `stagectl` variable: a plain, JSON-able dict."""
     settings = env.settings
     domain = env.server_domain
-    monitoring_domains = {
-        "monitoring": f"monitoring.{domain}",
-        "grafana": f"grafana.{domain}",
-        "prometheus": f"prometheus.{domain}",
-    }
+    monitoring_domains = monitoring_domains_of(domain)
     projects = [project_view(env, p) for p in env.projects]
     return {
         "environment_name": env.staging.environment_name,
@@ -88,6 +93,7 @@ def derive(env: Environment) -> dict[str, Any]:
         "monitoring_domains": monitoring_domains,
         "django": env.staging.django.model_dump(),
         "alerting": env.staging.alerting.model_dump(),
+        "monitoring": env.staging.monitoring.model_dump(),
         "certificates": {
             **env.staging.certificates.model_dump(),
             "email": env.staging.certificates.email or f"admin@{domain}",

@@ -20,20 +20,17 @@ import ipaddress
 import json
 import re
 import shlex
-import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from stagectl import collection
 from stagectl.derived import derive
 from stagectl.environment import ALL_VARS, INVENTORY, load_environment
-from stagectl.runner import ProgressCallback, RunResult, run_playbook
+from stagectl.runner import ProgressCallback, RunResult, run_reporting_playbook
 from stagectl.troubleshooting import explain
 
 Status = Literal["ok", "failed", "skipped"]
@@ -838,7 +835,7 @@ def parse_compose_ps(text: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _service_problem(row: dict[str, Any] | None) -> str:
+def service_problem(row: dict[str, Any] | None) -> str:
     """'' when the container runs and is healthy (or has no health check), else what is wrong."""
     if row is None:
         return "missing"
@@ -852,6 +849,23 @@ def _service_problem(row: dict[str, Any] | None) -> str:
     if health in ("", "healthy"):
         return ""
     return health  # unhealthy, or starting (still in its start period)
+
+
+def stack_problems(
+    services: Sequence[ExpectedService], rows: Sequence[dict[str, Any]]
+) -> list[tuple[ExpectedService, str]]:
+    """The expected services that are not running and healthy, with what is wrong, from the rows
+    of `docker compose ps`."""
+    problems: list[tuple[ExpectedService, str]] = []
+    for expected in services:
+        row = next(
+            (r for r in rows if expected.container and r.get("Name") == expected.container), None
+        )
+        row = row or next((r for r in rows if r.get("Service") == expected.service), None)
+        problem = service_problem(row)
+        if problem:
+            problems.append((expected, problem))
+    return problems
 
 
 def _deploy_command(project: str) -> str:
@@ -882,15 +896,7 @@ def judge_stack(
             f"{NOT_DEPLOYED}: no containers of Compose project {project} ({where})",
             f"deploy it: {_deploy_command(project)}",
         )
-    problems: list[tuple[ExpectedService, str]] = []
-    for expected in services:
-        row = next(
-            (r for r in rows if expected.container and r.get("Name") == expected.container), None
-        )
-        row = row or next((r for r in rows if r.get("Service") == expected.service), None)
-        problem = _service_problem(row)
-        if problem:
-            problems.append((expected, problem))
+    problems = stack_problems(services, rows)
     if not problems:
         return CheckResult(name, host, "ok", f"{len(services)} services running and healthy")
     detail = ", ".join(f"{svc.label}: {problem}" for svc, problem in problems)
@@ -1168,21 +1174,8 @@ def judge_host(
 # --- running it ---------------------------------------------------------------------------------
 
 
-def read_findings(directory: Path, hosts: Iterable[str]) -> dict[str, Findings]:
-    """The JSON file the playbook wrote per host; hosts without one are left out."""
-    found: dict[str, Findings] = {}
-    for host in hosts:
-        path = directory / f"{host}.json"
-        try:
-            found[host] = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-    return found
-
-
 def _no_findings(host: str, run: RunResult) -> CheckResult:
-    lines = [*run.errors, *(f"{f.task}: {f.message}" for f in run.failures if f.host in ("", host))]
-    detail = "; ".join(lines) or f"ansible-playbook ended with {run.status} (rc {run.rc})"
+    detail = run.failure_detail(host)
     known = explain(detail)
     return CheckResult(
         RUN,
@@ -1211,19 +1204,10 @@ def run_doctor(
     loaded = load_environment(root, vault_password_file=vault_password_file, allocate=False)
     expect = expectations(derive(loaded.env))
     hosts = list(loaded.env.inventory.staging.hosts)
-    out = Path(tempfile.mkdtemp(prefix="stagectl-doctor-"))
-    try:
-        run = run_playbook(
-            collection.playbook("doctor"),
-            root / INVENTORY,
-            extravars={"stagectl_doctor_out": str(out)},
-            vault_password_file=vault_password_file,
-            on_progress=on_progress,
-            cwd=root,
-        )
-        findings = read_findings(out, hosts)
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
+    run, findings = run_reporting_playbook(
+        "doctor", root, vault_password_file, hosts,
+        out_variable="stagectl_doctor_out", on_progress=on_progress,
+    )
     report = DoctorReport()
     for host in hosts:
         spec = loaded.env.inventory.staging.hosts[host]

@@ -11,6 +11,8 @@ The environment is the seed's Ansible layout:
 
 from __future__ import annotations
 
+import ipaddress
+
 import re
 from typing import Annotated, Any, Literal
 
@@ -87,11 +89,25 @@ def _image(value: str) -> str:
     return value
 
 
+def _probe_address(value: str) -> str:
+    if value == "host-gateway":
+        return value
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(
+            f"'{value}' is not an IP address: write an IPv4 or IPv6 address, or host-gateway "
+            "for the server itself"
+        ) from None
+    return value
+
+
 Slug = Annotated[str, AfterValidator(_slug)]
 Domain = Annotated[str, AfterValidator(_domain)]
 Duration = Annotated[str, AfterValidator(_duration)]
 Memory = Annotated[str, AfterValidator(_memory)]
 Image = Annotated[str, AfterValidator(_image)]
+ProbeAddress = Annotated[str, AfterValidator(_probe_address)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Secret = Annotated[str, Field(min_length=16)]
 
@@ -241,6 +257,8 @@ class Paths(Strict):
     shared: str = "/opt/shared"
     projects: str = "/opt/projects"
     backups: str = "/opt/backups"
+    #: node-exporter's textfile collector directory: backup and container health metrics.
+    textfile: str = "/var/lib/stagectl/textfile"
 
     @model_validator(mode="after")
     def _absolute(self) -> Paths:
@@ -300,6 +318,15 @@ class Alerting(Strict):
     webhook_urls: list[str] = Field(default_factory=list)
 
 
+class Monitoring(Strict):
+    probe_hosts: dict[Domain, ProbeAddress] = Field(
+        default_factory=dict,
+        description="addresses the blackbox probes use instead of DNS, domain -> IP address or "
+        "host-gateway (the server itself): for split-horizon DNS, or domains that do not resolve "
+        "to the server yet. Empty: the probes resolve every domain like a visitor does.",
+    )
+
+
 class Certificates(Strict):
     provider: Literal["letsencrypt", "selfsigned"] = "letsencrypt"
     email: str | None = None
@@ -312,6 +339,7 @@ class StagingSettings(Strict):
     environment_name: Slug = "staging"
     django: Django = Django()
     alerting: Alerting = Alerting()
+    monitoring: Monitoring = Monitoring()
     certificates: Certificates = Certificates()
 
 

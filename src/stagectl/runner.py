@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import ansible_runner
 
 from stagectl import collection
+from stagectl.environment import INVENTORY
 
 ProgressCallback = Callable[[str, str, float], None]  # (task, host, elapsed seconds)
 
@@ -48,6 +50,11 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return self.rc == 0 and not self.failures
+
+    def failure_detail(self, host: str) -> str:
+        """Why the run did not get as far as it should for `host`, in one line."""
+        lines = [*self.errors, *(f"{f.task}: {f.message}" for f in self.failures if f.host in ("", host))]
+        return "; ".join(lines) or f"ansible-playbook ended with {self.status} (rc {self.rc})"
 
 
 def _failure_message(result: dict[str, Any]) -> str:
@@ -142,3 +149,37 @@ def run_playbook(
     result.seconds = time.monotonic() - started
     result.tasks = len(seen_tasks)
     return result
+
+
+def run_reporting_playbook(
+    name: str,
+    root: Path,
+    vault_password_file: Path,
+    hosts: Sequence[str],
+    *,
+    out_variable: str,
+    extravars: dict[str, Any] | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> tuple[RunResult, dict[str, dict[str, Any]]]:
+    """Run a read-only playbook of the collection that writes what it found as one JSON file per
+    host into the directory named by the extra variable `out_variable`; return the run and the
+    findings of each host that wrote its file."""
+    out = Path(tempfile.mkdtemp(prefix=f"stagectl-{name}-"))
+    try:
+        run = run_playbook(
+            collection.playbook(name),
+            root / INVENTORY,
+            extravars={**(extravars or {}), out_variable: str(out)},
+            vault_password_file=vault_password_file,
+            on_progress=on_progress,
+            cwd=root,
+        )
+        findings: dict[str, dict[str, Any]] = {}
+        for host in hosts:
+            try:
+                findings[host] = json.loads((out / f"{host}.json").read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return run, findings

@@ -7,18 +7,22 @@ its address on the local Docker bridge (a network this test run's Docker engine 
 
 from __future__ import annotations
 
+import json
+import shlex
 import subprocess
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from stagectl.deploy import bootstrap, deploy
 from stagectl.runner import RunResult
-from stagectl.sandbox import archive, server
+from stagectl.sandbox import alert_sink, archive, server
 from stagectl.sandbox.environment import bootstrap_target, write_sandbox_environment
 from stagectl.sandbox.images.builder import docker_available
 from stagectl.sandbox.server import SandboxInfo
@@ -35,16 +39,31 @@ class Deployed:
     first_deploy: RunResult
     timings: dict[str, float] = field(default_factory=dict)
 
-    def sh(self, script: str, *, check: bool = True, timeout: float = 120) -> str:
+    def sh(self, script: str, *, check: bool = True, timeout: float = 120, stdin: str | None = None) -> str:
         """Run a shell script on the server as root (through `docker exec`, not SSH, so that the
         tests do not depend on the firewall and SSH settings they are checking)."""
         proc = subprocess.run(
             ["docker", "exec", "-i", self.info.name, "bash", "-euo", "pipefail", "-c", script],
-            capture_output=True, text=True, timeout=timeout, check=False,
+            capture_output=True, text=True, timeout=timeout, check=False, input=stdin,
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"on the sandbox: {script}\n{proc.stdout}\n{proc.stderr}")
         return proc.stdout
+
+    def prometheus(self, path: str, **params: str) -> Any:
+        """GET an API path of Prometheus on the server as admin; the password is read there, from
+        the deployed secret file, never put on a command line."""
+        url = f"http://127.0.0.1:9090{path}" + (f"?{urllib.parse.urlencode(params)}" if params else "")
+        raw = self.sh(
+            "curl -sS --netrc-file <(printf 'machine 127.0.0.1 login admin password %s' "
+            "\"$(cat /opt/shared/prometheus/config/secrets/prometheus_password)\") "
+            f"{shlex.quote(url)}"
+        )
+        return json.loads(raw)
+
+    def notifications(self) -> list[dict[str, Any]]:
+        """What the sandbox's webhook receiver got so far, oldest first."""
+        return alert_sink.received(self.info.name)
 
     def redeploy(self, *, check: bool = False) -> RunResult:
         return deploy(self.root, self.vault_password_file, check=check).run
@@ -71,7 +90,9 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
         timings["sandbox up"] = time.monotonic() - started
 
         root, password_file = state / "environment", state / "vault-pass"
-        write_sandbox_environment(root, info, password_file, DEMO_APP, preload_archives=[images.server_path])
+        written = write_sandbox_environment(
+            root, info, password_file, DEMO_APP, preload_archives=[images.server_path]
+        )
         target = bootstrap_target(info)
 
         started = time.monotonic()
@@ -83,6 +104,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
         first = deploy(root, password_file).run
         timings["cold deploy"] = time.monotonic() - started
         assert first.ok, f"deploy failed:\n{_failures(first)}"
+        alert_sink.start(info.name, written.python_image)
 
         yield Deployed(info=info, root=root, vault_password_file=password_file, first_deploy=first,
                        timings=timings)

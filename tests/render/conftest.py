@@ -430,8 +430,8 @@ def template_tasks(call: dict[str, Any]) -> list[dict[str, Any]]:
             # One process for every directory (a `file` loop would run a module per directory).
             "name": "Create the directories (equivalence test)",
             "ansible.builtin.command": {
-                "argv": "{{ ['mkdir', '-p'] + ([equivalence_root] | product(" + files
-                        + " | map(attribute='dest') | map('dirname') | unique) | map('join') | list) }}",
+                "argv": "{{ ['mkdir', '-p'] + ([equivalence_root] | product((" + files
+                        + ") | map(attribute='dest') | map('dirname') | unique) | map('join') | list) }}",
             },
             "vars": {"equivalence_root": dest},
             "changed_when": True,

@@ -38,7 +38,7 @@ def test_render_files_gives_the_template_modules_bytes(deploy_equivalent: BothWa
     deploy_root = deploy_equivalent.by_template
     # Every role whose render tasks use render_files took part, each through the template module.
     assert {"shared_monitoring/tasks/render.yml", "project/tasks/render.yml", "backups/tasks/render.yml",
-            "backups/tasks/render_common.yml"} <= set(deploy_equivalent.rewritten)
+            "backups/tasks/render_common.yml", "container_health/tasks/render.yml"} <= set(deploy_equivalent.rewritten)
 
     plan_files = {p.relative_to(plan.root) for p in plan.tree()}
     deploy_files = {p.relative_to(deploy_root) for p in deploy_root.rglob("*") if p.is_file()}

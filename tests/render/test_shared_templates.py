@@ -84,7 +84,7 @@ def test_manifest_follows_the_contract(example: Rendered) -> None:
     assert kinds["docker-compose.yml"] == "compose"
     assert kinds["prometheus/config/prometheus.yml"] == "prometheus_config"
     assert {k for k, v in kinds.items() if v == "prometheus_rules"} == {
-        f"prometheus/config/rules/{g}.yml" for g in ("meta", "database", "application", "system", "ssl")
+        f"prometheus/config/rules/{g}.yml" for g in ("meta", "database", "application", "system", "ssl", "backups")
     }
 
 
@@ -356,7 +356,7 @@ def _rules(rendered: Rendered) -> dict[str, list[dict[str, Any]]]:
 
 def test_rule_catalogue_covers_the_seed(example: Rendered) -> None:
     groups = _rules(example)
-    assert set(groups) == {"meta", "database", "application", "system", "ssl"}
+    assert set(groups) == {"meta", "database", "application", "system", "ssl", "backups"}
     names = {group: {r["alert"] for r in rules} for group, rules in groups.items()}
     assert {"Watchdog"} <= names["meta"]
     assert {"PostgresDown", "PostgresTooManyConnections", "PostgresLongRunningQuery",
@@ -408,8 +408,11 @@ def test_alertmanager_routes_and_inhibitions(rendered: Rendered) -> None:
     assert route["receiver"] == "default" and "project" in route["group_by"]
     assert route["routes"][0] == {"receiver": "null", "matchers": ['alertname = "Watchdog"']}
     assert {tuple(r["matchers"]) for r in route["routes"][1:]} == {
-        ('severity = "critical"',), ('severity = "warning"',),
+        ('alertname = "StagectlTestAlert"',), ('severity = "critical"',), ('severity = "warning"',),
     }
+    # `stagectl alert test` waits for the notification: its route has no group wait.
+    test_route = next(r for r in route["routes"] if r["matchers"] == ['alertname = "StagectlTestAlert"'])
+    assert test_route["group_wait"] == "0s" and test_route["receiver"] == "default"
     sources = {m for rule in config["inhibit_rules"] for m in rule["source_matchers"]}
     assert 'alertname = "DjangoDown"' in sources and 'severity = "critical"' in sources
     receivers = {r["name"]: r for r in config["receivers"]}

@@ -24,6 +24,7 @@ from stagectl.dashboards.promql import (
     PROJECT_LABEL,
     by,
     eq,
+    or_zero,
     quantile,
     quote,
     rate,
@@ -59,7 +60,8 @@ def _view_variable(project: str) -> dash.QueryVariable:
 
 def _overview(board: Board, p: str) -> None:
     total = f"sum({rate(RESPONSES, p)})"
-    errors = f"sum({rate(RESPONSES, p, SERVER_ERRORS)})"
+    # No 5xx at all is a ratio of 0, not "No data".
+    errors = or_zero(f"sum({rate(RESPONSES, p, SERVER_ERRORS)})")
     board.row("Overview")
     board.add(
         stat_panel("Requests", [Query(total, instant=True)], unit="reqps"),
@@ -101,7 +103,8 @@ def _overview(board: Board, p: str) -> None:
 
 def _django(board: Board, p: str) -> None:
     total = f"sum({rate(RESPONSES, p)})"
-    errors = f"sum({rate(RESPONSES, p, SERVER_ERRORS)})"
+    # No 5xx at all is a ratio of 0, not "No data".
+    errors = or_zero(f"sum({rate(RESPONSES, p, SERVER_ERRORS)})")
     board.row("Django")
     board.add(
         timeseries_panel(
@@ -145,7 +148,8 @@ def _django(board: Board, p: str) -> None:
         ),
         timeseries_panel(
             "Exceptions by type",
-            [Query(by("type", rate(EXCEPTIONS, p)), "{{type}}")],
+            # on(): the 0 line only while no exception of any type was counted.
+            [Query(f'{by("type", rate(EXCEPTIONS, p))} or on() vector(0)', "{{type}}")],
             unit="ops",
             bars=True,
         ),

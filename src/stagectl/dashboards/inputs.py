@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # Shared services that expose /metrics and are scraped, in display order, with their titles.
-# The keys are those of `stagectl.shared` and, by the Prometheus configuration's convention,
-# the values of the `service` target label.
+# The keys are those of `stagectl.shared`; their `service` target label is `service_label(key)`.
 SCRAPED_SHARED_SERVICES: dict[str, str] = {
     "prometheus": "Prometheus",
     "alertmanager": "Alertmanager",
@@ -23,6 +22,12 @@ SCRAPED_SHARED_SERVICES: dict[str, str] = {
     "cadvisor": "cAdvisor",
     "blackbox_exporter": "Blackbox exporter",
 }
+
+def service_label(key: str) -> str:
+    """The `service` label prometheus.yml gives a shared service's target: its Compose service
+    name, the setting's key with '-' for '_' (node_exporter -> node-exporter)."""
+    return key.replace("_", "-")
+
 
 # Services of a project stack that write application logs worth a panel of their own.
 APP_LOG_SERVICES = ("django", "worker", "scheduler")

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from grafana_foundation_sdk.models import dashboard as model
 
 from stagectl.dashboards.board import Board
-from stagectl.dashboards.inputs import SCRAPED_SHARED_SERVICES
+from stagectl.dashboards.inputs import SCRAPED_SHARED_SERVICES, service_label
 from stagectl.dashboards.panels import (
     ANY_IS_BAD,
     Query,
@@ -34,12 +34,13 @@ def _components(board: Board, services: Sequence[str]) -> None:
         *(
             stat_panel(
                 SCRAPED_SHARED_SERVICES[service],
-                [Query(f"max({selector('up', eq('service', service))})", instant=True)],
+                [Query(f"max({selector('up', eq('service', service_label(service)))})", instant=True)],
                 w=width,
                 mappings=up_down_mapping(),
                 no_value=NOT_SCRAPED,
                 thresholds=(Step(None, "red"), Step(1, "green")),
-                description=f'Scrape of the `{service}` target (label service="{service}").',
+                description=f'Scrape of the `{service_label(service)}` target '
+                f'(label service="{service_label(service)}").',
             )
             for service in services
         )

@@ -10,7 +10,9 @@ What differs from `stagectl init`'s seed example, and why:
 * `repo:` the local path of `examples/demo-app`, which the `project` role ships as is;
 * every image setting points at a local stand-in (no registry is reachable), loaded from the
   archive listed in `docker.preload_archives`; services without a stand-in are disabled;
-* `certificates.provider: selfsigned` (no ACME server reaches a sandbox).
+* `certificates.provider: selfsigned` (no ACME server reaches a sandbox);
+* `monitoring.probe_hosts`: every public name probed at the sandbox itself (`.test` never
+  resolves), and `alerting.webhook_urls`: the sandbox's own receiver (`alert_sink`).
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from typing import Any
 
 import yaml
 
+from stagectl.derived import monitoring_domains_of
 from stagectl.environment import ALL_VARS, INVENTORY, STAGING_VARS, VAULT, load_environment
 from stagectl.example import example_inventory
-from stagectl.model import GlobalSettings, StagingSettings
+from stagectl.model import GlobalSettings, ProjectImages, StagingSettings
+from stagectl.sandbox import alert_sink
 from stagectl.sandbox.archive import SERVER_ARCHIVE_DIR
 from stagectl.sandbox.errors import SandboxEnvironmentError
 from stagectl.sandbox.images.builder import NO_STANDIN, ImageBuilder, find_standin
@@ -64,6 +68,11 @@ class SandboxEnvironment:
     #: True when this call made the vault; False when an existing one was kept (its secrets match
     #: the data already in the sandbox's volume).
     vault_created: bool
+
+    @property
+    def python_image(self) -> str:
+        """The projects' Python image (a stand-in), which also runs the alert sink."""
+        return self.images[ProjectImages().python]
 
 
 @dataclass(frozen=True)
@@ -203,9 +212,21 @@ def sandbox_global_settings(
     )
 
 
-def sandbox_staging_settings() -> dict[str, Any]:
+def _public_domains(inventory: dict[str, Any]) -> list[str]:
+    """Every name the main nginx answers for: the projects' and the shared stack's."""
+    projects = [p["domain"] for p in inventory["staging"]["vars"]["projects"]]
+    return [*projects, *monitoring_domains_of(SANDBOX_DOMAIN).values()]
+
+
+def sandbox_staging_settings(domains: Sequence[str] = ()) -> dict[str, Any]:
+    """group_vars/staging.yml: self-signed certificates; the blackbox probes sent to the sandbox
+    itself (`host-gateway`: where the main nginx publishes 443), since `.test` names resolve
+    nowhere; alerts to the sandbox's own webhook receiver."""
     data = StagingSettings().model_dump(exclude_none=True)
     data["certificates"]["provider"] = "selfsigned"
+    data["monitoring"]["probe_hosts"] = {domain: "host-gateway" for domain in domains}
+    # The receiver the sandbox runs itself (stagectl.sandbox.alert_sink).
+    data["alerting"]["webhook_urls"] = [alert_sink.URL]
     return data
 
 
@@ -305,7 +326,10 @@ def write_sandbox_environment(
             + (f"# Disabled here:\n{disabled_note}" if disabled else "")
             + _dump(all_vars),
         ),
-        _write(root / STAGING_VARS, _header(info, "Settings") + _dump(sandbox_staging_settings())),
+        _write(
+            root / STAGING_VARS,
+            _header(info, "Settings") + _dump(sandbox_staging_settings(_public_domains(inventory))),
+        ),
         root / VAULT,
         _write(root / "ansible.cfg", ansible_cfg(vault_password_file)),
     )

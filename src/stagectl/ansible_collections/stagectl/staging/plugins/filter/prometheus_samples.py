@@ -1,0 +1,92 @@
+"""Filter: the samples of one metric in a Prometheus text exposition (a /metrics answer)."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: prometheus_samples
+short_description: The samples of one metric in a Prometheus /metrics answer
+description:
+  - Parses O(_input), the text a Prometheus exporter serves at C(/metrics), with the
+    C(prometheus_client) parser and returns every sample named O(name) as a dict with C(labels)
+    and C(value).
+  - Name counters with their C(_total) suffix, as they appear in the text.
+  - The same file provides C(stagectl.staging.prometheus_sum_by), which sums the samples of a
+    metric by the value of one label and returns a dict, and C(stagectl.staging.prometheus_increased),
+    which compares two expositions and returns the values of a label whose sum grew.
+positional: name
+options:
+  _input:
+    description: The exposition text.
+    type: str
+    required: true
+  name:
+    description: The sample name, e.g. C(alertmanager_notifications_total).
+    type: str
+    required: true
+"""
+
+EXAMPLES = r"""
+- name: Sum the webhook notifications Alertmanager sent
+  ansible.builtin.debug:
+    msg: >-
+      {{ metrics.content | stagectl.staging.prometheus_samples('alertmanager_notifications_total')
+         | selectattr('labels.integration', 'equalto', 'webhook')
+         | map(attribute='value') | sum }}
+
+- name: The same, for every integration at once
+  ansible.builtin.debug:
+    msg: >-
+      {{ metrics.content
+         | stagectl.staging.prometheus_sum_by('alertmanager_notifications_total', 'integration') }}
+"""
+
+RETURN = r"""
+_value:
+  description: "One dict per sample with keys C(labels) (a dict) and C(value) (a float), in exposition order."
+  type: list
+  elements: dict
+"""
+
+from typing import Any, Callable
+
+from ansible.errors import AnsibleFilterError
+
+
+def prometheus_samples(text: str, name: str) -> list[dict[str, Any]]:
+    try:
+        from prometheus_client.parser import text_string_to_metric_families
+    except ImportError as exc:  # pragma: no cover - a dependency of stagectl
+        raise AnsibleFilterError("prometheus_samples needs the prometheus_client package") from exc
+    try:
+        return [
+            {"labels": dict(sample.labels), "value": float(sample.value)}
+            for family in text_string_to_metric_families(str(text))
+            for sample in family.samples
+            if sample.name == name
+        ]
+    except ValueError as exc:
+        raise AnsibleFilterError(f"not a Prometheus text exposition: {exc}") from exc
+
+
+def prometheus_sum_by(text: str, name: str, label: str) -> dict[str, float]:
+    """The samples named `name`, summed by the value of `label` ("" where it is missing)."""
+    sums: dict[str, float] = {}
+    for sample in prometheus_samples(text, name):
+        key = sample["labels"].get(label, "")
+        sums[key] = sums.get(key, 0.0) + sample["value"]
+    return sums
+
+
+def prometheus_increased(text: str, before: str, name: str, label: str) -> list[str]:
+    """The values of `label` whose sum of `name` is higher in `text` than in `before`."""
+    now, then = prometheus_sum_by(text, name, label), prometheus_sum_by(before, name, label)
+    return sorted(key for key, value in now.items() if value > then.get(key, 0.0))
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Callable[..., Any]]:
+        return {
+            "prometheus_samples": prometheus_samples,
+            "prometheus_sum_by": prometheus_sum_by,
+            "prometheus_increased": prometheus_increased,
+        }

@@ -1,0 +1,198 @@
+"""`stagectl status` and `stagectl alert test`: how the answers read from a server are sorted by
+project and judged. The stacks and targets are the doctor's recordings of a sandbox
+(tests/doctor/recorded/partial_stack.json: beryl3's redis restarting, project2 not deployed,
+8 of 17 targets down); alerts and query results are made here in Alertmanager's and Prometheus'
+API shapes."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stagectl.alerts import judge
+from stagectl.ansible_collections.stagectl.staging.plugins.filter.prometheus_samples import (
+    prometheus_samples,
+    prometheus_sum_by,
+)
+from stagectl.status import BACKUP_MAX_AGE, host_status, summary_lines
+
+RECORDED = Path(__file__).resolve().parents[1] / "doctor" / "recorded"
+
+
+@pytest.fixture
+def model() -> dict[str, Any]:
+    return json.loads((RECORDED / "sandbox_model.json").read_text())
+
+
+@pytest.fixture
+def findings() -> dict[str, Any]:
+    recorded = json.loads((RECORDED / "partial_stack.json").read_text())
+    now = time.time()
+    return {
+        "stacks": recorded["stacks"],
+        "prometheus": {
+            **recorded["prometheus"],
+            "queries": {
+                "backup_age": [
+                    {"metric": {"project": "beryl3"}, "value": [now, "3600"]},
+                    {"metric": {"project": "project2"}, "value": [now, str(BACKUP_MAX_AGE + 7200)]},
+                ],
+                "certificate_days": [
+                    {"metric": {"project": "beryl3", "instance": "https://beryl3.sandbox.test"}, "value": [now, "59.6"]},
+                    {"metric": {"project": "shared", "instance": "grafana.sandbox.test:443"}, "value": [now, "5"]},
+                ],
+            },
+        },
+        "alertmanager": {
+            "skipped": False,
+            "status": 200,
+            "alerts": [
+                {"labels": {"alertname": "Watchdog", "severity": "none", "project": "shared"}, "annotations": {}},
+                {
+                    "labels": {"alertname": "RedisDown", "severity": "critical", "project": "beryl3"},
+                    "annotations": {"summary": "[beryl3] Redis is down"},
+                    "startsAt": "2026-11-27T01:00:00Z",
+                },
+                {
+                    "labels": {"alertname": "DjangoDown", "severity": "critical", "project": "retired"},
+                    "annotations": {"summary": "[retired] The Django app does not answer"},
+                },
+            ],
+        },
+    }
+
+
+def _by_name(status: Any) -> dict[str, Any]:
+    return {project.name: project for project in status.projects}
+
+
+def test_projects_listed_shared_first(findings: dict[str, Any], model: dict[str, Any]) -> None:
+    status = host_status("sandbox", findings, model)
+    assert [p.name for p in status.projects] == ["shared", "beryl3", "project2"]
+
+
+def test_stack_problems_and_undeployed_project(findings: dict[str, Any], model: dict[str, Any]) -> None:
+    projects = _by_name(host_status("sandbox", findings, model))
+    assert any(problem.startswith("beryl3-redis:") for problem in projects["beryl3"].problems)
+    assert not projects["beryl3"].stack_ok
+    assert projects["project2"].stack_error == "not deployed"
+
+
+def test_targets_sorted_by_project_label(findings: dict[str, Any], model: dict[str, Any]) -> None:
+    projects = _by_name(host_status("sandbox", findings, model))
+    targets = findings["prometheus"]["targets"]
+    for name, project in projects.items():
+        expected = [t for t in targets if t["labels"].get("project") == name]
+        assert len(project.targets) == len(expected)
+        assert len(project.targets_down) == sum(t["health"] != "up" for t in expected)
+    assert sum(len(p.targets_down) for p in projects.values()) == 8
+
+
+def test_alerts_by_project_quiet_ones_left_out(findings: dict[str, Any], model: dict[str, Any]) -> None:
+    projects = _by_name(host_status("sandbox", findings, model))
+    assert [a.name for a in projects["beryl3"].alerts] == ["RedisDown"]
+    # Watchdog (severity none) is not a problem; an alert of a project no longer in the
+    # inventory is shown with the shared stack rather than dropped.
+    assert [a.name for a in projects["shared"].alerts] == ["DjangoDown"]
+    assert projects["project2"].alerts == ()
+
+
+def test_backup_age_and_certificates(findings: dict[str, Any], model: dict[str, Any]) -> None:
+    projects = _by_name(host_status("sandbox", findings, model))
+    assert projects["beryl3"].backup_ok and projects["beryl3"].backup_age == 3600
+    assert not projects["project2"].backup_ok
+    assert [(c.domain, round(c.days_left)) for c in projects["beryl3"].certificates] == [("beryl3.sandbox.test", 60)]
+    assert not projects["shared"].certificates_ok
+    lines = summary_lines(projects.values())
+    assert "project2: last successful backup 1d ago" in lines
+    assert "shared: certificate of grafana.sandbox.test expires in 5 days" in lines
+
+
+def test_healthy_server_is_ok(findings: dict[str, Any], model: dict[str, Any]) -> None:
+    healthy = copy.deepcopy(findings)
+    for target in healthy["prometheus"]["targets"]:
+        target["health"] = "up"
+    healthy["alertmanager"]["alerts"] = healthy["alertmanager"]["alerts"][:1]
+    healthy["prometheus"]["queries"] = {}
+    status = host_status("sandbox", healthy, model)
+    projects = _by_name(status)
+    # Stacks are still the recording's (nginx missing, beryl3 redis restarting, project2 missing).
+    assert not status.ok
+    assert [p.name for p in projects.values() if not p.stack_ok] == ["shared", "beryl3", "project2"]
+    assert all(p.targets_down == () and p.alerts == () for p in projects.values())
+    assert all(p.backup_ok and p.certificates_ok for p in projects.values())
+
+
+def test_unanswered_api_is_an_error(findings: dict[str, Any], model: dict[str, Any]) -> None:
+    findings["alertmanager"] = {"skipped": False, "status": -1, "msg": "Connection refused"}
+    status = host_status("sandbox", findings, model)
+    assert status.errors == ("alertmanager did not answer: Connection refused",)
+    assert not status.ok
+
+
+# --- alert test -----------------------------------------------------------------------------------
+
+
+def test_alert_test_outcomes() -> None:
+    result = judge(
+        "sandbox",
+        {
+            "test_id": "abc",
+            "project": "beryl3",
+            "accepted": True,
+            "receivers": ["default"],
+            "integrations": ["email", "webhook"],
+            "attempts_before": {"webhook": 4.0},
+            "failures_before": {},
+            "attempts_after": {"webhook": 5.0, "email": 2.0},
+            "failures_after": {"email": 2.0},
+        },
+    )
+    outcomes = {d.integration: (d.outcome, d.attempts, d.failures) for d in result.deliveries}
+    assert outcomes == {"email": ("failed", 2, 2), "webhook": ("delivered", 1, 0)}
+    assert result.accepted and not result.ok
+
+
+def test_alert_test_not_tried_and_no_receiver() -> None:
+    waiting = judge("h", {"accepted": True, "integrations": ["webhook"], "attempts_before": {"webhook": 1}})
+    assert [d.outcome for d in waiting.deliveries] == ["not tried"] and not waiting.ok
+    silent = judge("h", {"accepted": True, "integrations": []})
+    assert silent.ok and silent.deliveries == ()
+    assert not judge("h", {"accepted": False, "integrations": []}).ok
+
+
+# --- the metrics filter ---------------------------------------------------------------------------
+
+EXPOSITION = """\
+# HELP alertmanager_notifications_total The total number of attempted notifications.
+# TYPE alertmanager_notifications_total counter
+alertmanager_notifications_total{integration="email",reason=""} 3
+alertmanager_notifications_total{integration="webhook",reason=""} 7
+alertmanager_notifications_total{integration="webhook",reason="other"} 1
+# HELP alertmanager_notifications_failed_total The total number of failed notifications.
+# TYPE alertmanager_notifications_failed_total counter
+alertmanager_notifications_failed_total{integration="webhook",reason="clientError"} 2
+"""
+
+
+def test_prometheus_samples_and_sums() -> None:
+    samples = prometheus_samples(EXPOSITION, "alertmanager_notifications_total")
+    assert samples[0] == {"labels": {"integration": "email", "reason": ""}, "value": 3.0}
+    assert prometheus_sum_by(EXPOSITION, "alertmanager_notifications_total", "integration") == {
+        "email": 3.0,
+        "webhook": 8.0,
+    }
+    assert prometheus_sum_by(EXPOSITION, "alertmanager_notifications_failed_total", "integration") == {"webhook": 2.0}
+    assert prometheus_samples(EXPOSITION, "absent_total") == []
+
+
+def test_prometheus_samples_rejects_garbage() -> None:
+    from ansible.errors import AnsibleFilterError
+
+    with pytest.raises(AnsibleFilterError, match="not a Prometheus text exposition"):
+        prometheus_samples("this is { not metrics", "x")
