@@ -1,8 +1,8 @@
 """`stagectl alert test`: one test alert through Alertmanager's routing and every receiver.
 
-The playbook `stagectl.staging.alert_test` posts the alert on the server, waits for Alertmanager to
-try each configured integration, resolves the alert and writes Alertmanager's notification
-counters (before and after) to one JSON file per host; `judge` turns them into a result per
+The playbook `stagectl.staging.alert_test` posts the alert on the server, waits until Alertmanager
+has delivered to (or given up on) each configured receiver, resolves the alert and writes what
+its counters say per integration to one JSON file per host; `judge` turns that into a result per
 integration. Nothing here prints, and the configuration of the server is not changed.
 """
 
@@ -34,14 +34,23 @@ FIXES = {
 @dataclass(frozen=True)
 class Delivery:
     integration: str
-    #: "delivered", "failed" (every attempt failed) or "not tried" (no attempt within the wait).
-    outcome: str
-    attempts: int
-    failures: int
+    #: Configurations of the integration (one email, each webhook URL).
+    expected: int
+    #: Requests that succeeded, and notifications Alertmanager gave up on after every retry.
+    delivered: int
+    failed: int
+
+    @property
+    def outcome(self) -> str:
+        if self.failed:
+            return "failed" if not self.delivered else f"{self.failed} of {self.expected} failed"
+        if self.delivered >= self.expected:
+            return "delivered"
+        return "no answer yet" if not self.delivered else f"{self.delivered} of {self.expected} delivered"
 
     @property
     def ok(self) -> bool:
-        return self.outcome == "delivered"
+        return self.failed == 0 and self.delivered >= self.expected
 
 
 @dataclass(frozen=True)
@@ -68,33 +77,24 @@ class AlertTestReport(list[AlertTestResult]):
         return bool(self) and all(result.ok for result in self)
 
 
-def _delta(after: dict[str, Any], before: dict[str, Any], integration: str) -> int:
-    return int(float(after.get(integration, 0)) - float(before.get(integration, 0)))
-
-
 def judge(host: str, findings: dict[str, Any]) -> AlertTestResult:
-    deliveries = []
-    for integration in findings.get("integrations") or []:
-        attempts = _delta(
-            findings.get("attempts_after") or {}, findings.get("attempts_before") or {}, integration
+    outcomes = findings.get("outcomes") or {}
+    deliveries = tuple(
+        Delivery(
+            integration,
+            int(expected),
+            int((outcomes.get(integration) or {}).get("delivered", 0)),
+            int((outcomes.get(integration) or {}).get("failed", 0)),
         )
-        failures = _delta(
-            findings.get("failures_after") or {}, findings.get("failures_before") or {}, integration
-        )
-        if attempts <= 0:
-            outcome = "not tried"
-        elif failures >= attempts:
-            outcome = "failed"
-        else:
-            outcome = "delivered"
-        deliveries.append(Delivery(integration, outcome, max(attempts, 0), max(failures, 0)))
+        for integration, expected in sorted((findings.get("expected") or {}).items())
+    )
     return AlertTestResult(
         host=host,
         test_id=str(findings.get("test_id") or ""),
         project=str(findings.get("project") or SHARED_PROJECT),
         accepted=bool(findings.get("accepted")),
         receivers=tuple(str(r) for r in findings.get("receivers") or []),
-        deliveries=tuple(deliveries),
+        deliveries=deliveries,
     )
 
 

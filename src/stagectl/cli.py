@@ -340,7 +340,7 @@ def alert_test(
     except StagectlError as exc:
         _fail(exc)
     table = Table(title=f"stagectl alert test ({TEST_ALERT})")
-    for column in ("host", "receiver", "integration", "result", "attempts", "failed"):
+    for column in ("host", "receiver", "integration", "result", "delivered", "failed"):
         table.add_column(column)
     for result in report:
         receivers = ", ".join(result.receivers) or "-"
@@ -352,7 +352,7 @@ def alert_test(
         for delivery in result.deliveries:
             style = "green" if delivery.ok else "bold red"
             table.add_row(result.host, receivers, delivery.integration, f"[{style}]{delivery.outcome}[/]",
-                          str(delivery.attempts), str(delivery.failures))
+                          f"{delivery.delivered}/{delivery.expected}", str(delivery.failed))
     console.print(table)
     for result in report:
         if result.error:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -220,7 +220,7 @@ def host_status(host: str, findings: Findings, model: dict[str, Any]) -> HostSta
     strays = tuple(a for project, items in alerts.items() if project not in known for a in items)
     if strays:
         shared = projects[0]
-        projects[0] = ProjectStatus(**{**shared.__dict__, "alerts": shared.alerts + strays})
+        projects[0] = replace(shared, alerts=shared.alerts + strays)
     return HostStatus(host, tuple(projects), _errors(findings))
 
 

@@ -16,6 +16,8 @@ import pytest
 
 from stagectl.alerts import judge
 from stagectl.ansible_collections.stagectl.staging.plugins.filter.prometheus_samples import (
+    notification_outcomes,
+    notifications_pending,
     prometheus_samples,
     prometheus_sum_by,
 )
@@ -146,24 +148,24 @@ def test_alert_test_outcomes() -> None:
             "project": "beryl3",
             "accepted": True,
             "receivers": ["default"],
-            "integrations": ["email", "webhook"],
-            "attempts_before": {"webhook": 4.0},
-            "failures_before": {},
-            "attempts_after": {"webhook": 5.0, "email": 2.0},
-            "failures_after": {"email": 2.0},
+            "expected": {"email": 1, "webhook": 2},
+            "outcomes": {"email": {"delivered": 0, "failed": 1}, "webhook": {"delivered": 1, "failed": 1}},
         },
     )
-    outcomes = {d.integration: (d.outcome, d.attempts, d.failures) for d in result.deliveries}
-    assert outcomes == {"email": ("failed", 2, 2), "webhook": ("delivered", 1, 0)}
+    outcomes = {d.integration: d.outcome for d in result.deliveries}
+    assert outcomes == {"email": "failed", "webhook": "1 of 2 failed"}
     assert result.accepted and not result.ok
 
 
-def test_alert_test_not_tried_and_no_receiver() -> None:
-    waiting = judge("h", {"accepted": True, "integrations": ["webhook"], "attempts_before": {"webhook": 1}})
-    assert [d.outcome for d in waiting.deliveries] == ["not tried"] and not waiting.ok
-    silent = judge("h", {"accepted": True, "integrations": []})
+def test_alert_test_waiting_delivered_and_no_receiver() -> None:
+    waiting = judge("h", {"accepted": True, "expected": {"webhook": 1}, "outcomes": {}})
+    assert [d.outcome for d in waiting.deliveries] == ["no answer yet"] and not waiting.ok
+    delivered = judge("h", {"accepted": True, "expected": {"webhook": 2},
+                            "outcomes": {"webhook": {"delivered": 2, "failed": 0}}})
+    assert [d.outcome for d in delivered.deliveries] == ["delivered"] and delivered.ok
+    silent = judge("h", {"accepted": True, "expected": {}})
     assert silent.ok and silent.deliveries == ()
-    assert not judge("h", {"accepted": False, "integrations": []}).ok
+    assert not judge("h", {"accepted": False, "expected": {}}).ok
 
 
 # --- the metrics filter ---------------------------------------------------------------------------
@@ -196,3 +198,28 @@ def test_prometheus_samples_rejects_garbage() -> None:
 
     with pytest.raises(AnsibleFilterError, match="not a Prometheus text exposition"):
         prometheus_samples("this is { not metrics", "x")
+
+
+def _alertmanager_metrics(requests: dict[str, int], failed_requests: dict[str, int], failed: dict[str, int]) -> str:
+    lines = []
+    for name, values in (
+        ("alertmanager_notification_requests_total", requests),
+        ("alertmanager_notification_requests_failed_total", failed_requests),
+        ("alertmanager_notifications_failed_total", failed),
+    ):
+        lines.append(f"# TYPE {name} counter")
+        lines += [f'{name}{{integration="{key}"}} {value}' for key, value in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def test_notification_outcomes_and_pending() -> None:
+    before = _alertmanager_metrics({"email": 4, "webhook": 10}, {"email": 1, "webhook": 0}, {"email": 1, "webhook": 0})
+    # Webhook: 2 requests, 1 failed then retried successfully. Email: 3 failed requests, given up.
+    after = _alertmanager_metrics({"email": 7, "webhook": 12}, {"email": 4, "webhook": 1}, {"email": 2, "webhook": 0})
+    assert notification_outcomes(after, before) == {
+        "email": {"delivered": 0, "failed": 1},
+        "webhook": {"delivered": 1, "failed": 0},
+    }
+    assert notifications_pending(after, before, {"email": 1, "webhook": 1}) == []
+    assert notifications_pending(after, before, {"webhook": 2}) == ["webhook"]
+    assert notifications_pending("", before, {"webhook": 1}) == ["webhook"]

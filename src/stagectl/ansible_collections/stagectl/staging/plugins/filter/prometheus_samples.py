@@ -11,8 +11,10 @@ description:
     and C(value).
   - Name counters with their C(_total) suffix, as they appear in the text.
   - The same file provides C(stagectl.staging.prometheus_sum_by), which sums the samples of a
-    metric by the value of one label and returns a dict, and C(stagectl.staging.prometheus_increased),
-    which compares two expositions and returns the values of a label whose sum grew.
+    metric by the value of one label and returns a dict; and, for Alertmanager's /metrics,
+    C(stagectl.staging.notification_outcomes) (requests delivered and notifications failed per
+    integration between two readings) and C(stagectl.staging.notifications_pending) (the
+    integrations still waiting for an outcome).
 positional: name
 options:
   _input:
@@ -77,10 +79,39 @@ def prometheus_sum_by(text: str, name: str, label: str) -> dict[str, float]:
     return sums
 
 
-def prometheus_increased(text: str, before: str, name: str, label: str) -> list[str]:
-    """The values of `label` whose sum of `name` is higher in `text` than in `before`."""
-    now, then = prometheus_sum_by(text, name, label), prometheus_sum_by(before, name, label)
-    return sorted(key for key, value in now.items() if value > then.get(key, 0.0))
+def notification_outcomes(text: str, before: str) -> dict[str, dict[str, int]]:
+    """What Alertmanager did per integration between two readings of its /metrics: `delivered`
+    (requests that succeeded) and `failed` (notifications given up after every retry)."""
+
+    def sums(exposition: str, name: str) -> dict[str, float]:
+        return prometheus_sum_by(exposition, name, "integration")
+
+    requests, failed_requests, failed = (
+        {key: sums(text, name).get(key, 0.0) - sums(before, name).get(key, 0.0) for key in sums(text, name)}
+        for name in (
+            "alertmanager_notification_requests_total",
+            "alertmanager_notification_requests_failed_total",
+            "alertmanager_notifications_failed_total",
+        )
+    )
+    return {
+        key: {
+            "delivered": int(requests[key] - failed_requests.get(key, 0.0)),
+            "failed": int(failed.get(key, 0.0)),
+        }
+        for key in requests
+    }
+
+
+def notifications_pending(text: str, before: str, expected: dict[str, int]) -> list[str]:
+    """The integrations of `expected` (integration -> number of configurations) for which
+    Alertmanager has not yet delivered or given up on every configuration."""
+    outcomes = notification_outcomes(text, before) if text else {}
+    return sorted(
+        key
+        for key, count in expected.items()
+        if sum(outcomes.get(key, {}).values()) < count
+    )
 
 
 class FilterModule:
@@ -88,5 +119,6 @@ class FilterModule:
         return {
             "prometheus_samples": prometheus_samples,
             "prometheus_sum_by": prometheus_sum_by,
-            "prometheus_increased": prometheus_increased,
+            "notification_outcomes": notification_outcomes,
+            "notifications_pending": notifications_pending,
         }
