@@ -46,6 +46,12 @@ EMPTY_HERE = {
 }
 
 
+def _figure(capsys: pytest.CaptureFixture[str], text: str) -> None:
+    """Print a measured figure straight to the terminal, also when the test passes (CI logs)."""
+    with capsys.disabled():
+        print(f"\n[figure] {text}")
+
+
 def _alerts(notifications: list[dict[str, Any]], since: float = 0) -> list[tuple[float, dict[str, Any]]]:
     """(received_at, alert) for every alert of every notification received after `since`."""
     return [
@@ -91,7 +97,9 @@ def test_status_shows_every_stack_target_and_no_alert(deployed: Deployed) -> Non
     assert report.ok
 
 
-def test_alert_test_command_reaches_the_webhook_and_resolves(deployed: Deployed) -> None:
+def test_alert_test_command_reaches_the_webhook_and_resolves(
+    deployed: Deployed, capsys: pytest.CaptureFixture[str]
+) -> None:
     sent = time.time()
     report = run_alert_test(deployed.root, deployed.vault_password_file, "beryl3")
     [result] = report
@@ -110,10 +118,12 @@ def test_alert_test_command_reaches_the_webhook_and_resolves(deployed: Deployed)
     assert _wait_for(deployed, ours("firing"), sent, 10) is not None
     resolved = _wait_for(deployed, ours("resolved"), sent, 60)
     assert resolved is not None, "the test alert was not resolved at the receiver"
-    print(f"\nalert test: sent to resolved at the webhook in {resolved - sent:.1f}s")
+    _figure(capsys, f"alert test: sent to resolved at the webhook in {resolved - sent:.1f}s")
 
 
-def test_postgres_down_alert_reaches_the_webhook_within_budget(deployed: Deployed) -> None:
+def test_postgres_down_alert_reaches_the_webhook_within_budget(
+    deployed: Deployed, capsys: pytest.CaptureFixture[str]
+) -> None:
     def postgres_down(status: str) -> Callable[[dict[str, Any]], bool]:
         return lambda alert: (
             alert["labels"].get("alertname") == "PostgresDown"
@@ -130,11 +140,10 @@ def test_postgres_down_alert_reaches_the_webhook_within_budget(deployed: Deploye
     started = time.time()
     resolved = _wait_for(deployed, postgres_down("resolved"), started, 240)
     window = _alerts(deployed.notifications(), stopped)
-    print(
-        f"\nPostgreSQL down -> webhook: {fired - stopped:.1f}s"
-        if fired
-        else "\nPostgreSQL down -> webhook: not received",
-        f"; started -> resolved at webhook: {resolved - started:.1f}s" if resolved else "",
+    _figure(
+        capsys,
+        (f"PostgreSQL down -> webhook: {fired - stopped:.1f}s" if fired else "PostgreSQL down -> webhook: not received")
+        + (f"; started -> resolved at the webhook: {resolved - started:.1f}s" if resolved else ""),
     )
     assert fired is not None and fired - stopped <= ALERT_BUDGET, "PostgresDown did not arrive in 2 minutes"
     assert resolved is not None, "PostgresDown was not resolved after PostgreSQL started"
@@ -168,7 +177,9 @@ def _evaluate(deployed: Deployed, exprs: list[str]) -> list[dict[str, Any]]:
     return answers
 
 
-def test_every_dashboard_query_evaluates_and_panels_have_data(deployed: Deployed) -> None:
+def test_every_dashboard_query_evaluates_and_panels_have_data(
+    deployed: Deployed, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Traffic for the request panels: pages, a 404, and the cache endpoint of both apps.
     for project in ("beryl3", "project2"):
         deployed.sh(
@@ -195,22 +206,28 @@ def test_every_dashboard_query_evaluates_and_panels_have_data(deployed: Deployed
         needs_absent[key] |= any(prefix in query.expr for prefix in ABSENT_HERE)
     empty = sorted(f"{path} / {panel}" for (path, panel), data in with_data.items()
                    if not data and not needs_absent[(path, panel)] and panel not in EMPTY_HERE)
-    print(f"\ndashboards: {len(queries)} PromQL queries in {len(with_data)} panels evaluated; "
-          f"{sum(with_data.values())} panels with data, "
-          f"{sum(1 for k, v in with_data.items() if not v and needs_absent[k])} empty because their "
-          "exporter cannot run here (cAdvisor, Grafana, Loki, Alloy)")
+    absent = sum(1 for key, data in with_data.items() if not data and needs_absent[key])
+    _figure(
+        capsys,
+        f"dashboards: {len(queries)} PromQL queries in {len(with_data)} panels evaluated; "
+        f"{sum(with_data.values())} panels with data, {absent} empty because their exporter cannot "
+        "run here (cAdvisor, Grafana, Loki, Alloy)",
+    )
     assert empty == [], "panels without data although their exporter runs here:\n" + "\n".join(empty)
 
 
-def test_prometheus_footprint_figures(deployed: Deployed) -> None:
+def test_prometheus_footprint_figures(deployed: Deployed, capsys: pytest.CaptureFixture[str]) -> None:
     series = deployed.prometheus("/api/v1/query", query="prometheus_tsdb_head_series")["data"]["result"]
     memory = deployed.prometheus("/api/v1/query", query='process_resident_memory_bytes{job="prometheus"}')["data"]["result"]
     rules = deployed.prometheus("/api/v1/rules")["data"]["groups"]
     count = sum(len(group["rules"]) for group in rules)
     head_series = int(float(series[0]["value"][1]))
     rss = float(memory[0]["value"][1]) / 2**20
-    print(f"\nPrometheus in the sandbox: {head_series} head series, {rss:.0f} MiB resident, "
-          f"{count} rules in {len(rules)} groups")
+    _figure(
+        capsys,
+        f"Prometheus in the sandbox: {head_series} head series, {rss:.0f} MiB resident, "
+        f"{count} rules in {len(rules)} groups",
+    )
     assert head_series > 0 and count > 0
     assert all(rule.get("health") == "ok" for group in rules for rule in group["rules"])
 
