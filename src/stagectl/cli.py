@@ -9,7 +9,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -18,6 +18,9 @@ from rich.table import Table
 from stagectl import environment, plan as plan_mod, troubleshooting, vault
 from stagectl.errors import EnvironmentInvalid, StagectlError
 from stagectl.runner import RunResult
+
+if TYPE_CHECKING:
+    from stagectl.status import ProjectStatus
 
 app = typer.Typer(
     help="One declarative environment to a running, monitored, backed-up Docker staging server.",
@@ -293,7 +296,7 @@ def status(env: EnvDir = Path("."), vault_password_file: VaultFile = None) -> No
         raise typer.Exit(code=1)
 
 
-def _status_cells(project) -> list[str]:  # type: ignore[no-untyped-def]
+def _status_cells(project: ProjectStatus) -> list[str]:
     from stagectl.status import CERTIFICATE_MIN_DAYS, age
 
     def mark(ok: bool, text: str) -> str:
@@ -367,7 +370,7 @@ def alert_test(
             if not delivery.ok:
                 console.print(f"{result.host}: {delivery.integration} {delivery.outcome}: {FIXES[delivery.integration]}",
                               markup=False)
-        if result.test_id:
+        if result.accepted:
             console.print(f"{result.host}: test id {result.test_id} (label test_id), resolved after the test",
                           markup=False)
     verdict = "[bold green]delivered[/]" if report.ok else "[bold red]FAILED[/]"
