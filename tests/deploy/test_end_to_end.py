@@ -114,12 +114,7 @@ def test_projects_cannot_reach_each_other(deployed: Deployed) -> None:
 def test_every_prometheus_target_is_up(deployed: Deployed) -> None:
     deadline = time.monotonic() + 180
     while True:
-        raw = deployed.sh(
-            "curl -s --netrc-file <(printf 'machine 127.0.0.1 login admin password %s' "
-            "\"$(cat /opt/shared/prometheus/config/secrets/prometheus_password)\") "
-            "http://127.0.0.1:9090/api/v1/targets"
-        )
-        targets = json.loads(raw)["data"]["activeTargets"]
+        targets = deployed.prometheus("/api/v1/targets")["data"]["activeTargets"]
         down = [(t["labels"].get("job"), t["scrapeUrl"], t["lastError"]) for t in targets if t["health"] != "up"]
         if not down or time.monotonic() > deadline:
             break

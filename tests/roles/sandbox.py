@@ -22,23 +22,7 @@ import yaml
 
 from stagectl import collection
 from stagectl.environment import ALL_VARS, INVENTORY
-
-# shared/TESTBED.md: --privileged fails here; this set boots systemd.
-SERVER_OPTIONS = [
-    *(f"--cap-add={cap}" for cap in (
-        "SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE", "MKNOD", "AUDIT_CONTROL", "AUDIT_WRITE",
-        "SYS_NICE", "IPC_LOCK", "NET_RAW", "SYS_MODULE", "LINUX_IMMUTABLE", "SYS_TIME",
-        "DAC_READ_SEARCH", "SYSLOG",
-    )),
-    "--security-opt", "seccomp=unconfined",
-    "--security-opt", "apparmor=unconfined",
-    "--security-opt", "systempaths=unconfined",
-    "--device-cgroup-rule=a *:* rwm",
-    "--cgroupns=host",
-    "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-    "--tmpfs", "/run",
-    "--tmpfs", "/run/lock",
-]
+from stagectl.sandbox.images.builder import SANDBOX_RUN_OPTIONS
 
 SSH_OPTIONS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
                "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10"]
@@ -69,7 +53,7 @@ class Sandbox:
 
     def start(self, boot_timeout: float = 90) -> None:
         docker("volume", "create", self.volume)
-        docker("run", "-d", "--name", self.name, "--hostname", "staging-server", *SERVER_OPTIONS,
+        docker("run", "-d", "--name", self.name, "--hostname", "staging-server", *SANDBOX_RUN_OPTIONS,
                "-v", f"{self.volume}:/var/lib/docker", "-p", "127.0.0.1::22", self.image)
         self.refresh()
         self.wait_booted(boot_timeout)
