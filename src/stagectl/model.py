@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 
 import re
+import urllib.parse
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -102,12 +103,23 @@ def _probe_address(value: str) -> str:
     return value
 
 
+def _webhook_url(value: str) -> str:
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"'{value}' is not a webhook URL: write the whole address with http:// or https://, "
+            "e.g. https://hooks.example.org/alertmanager"
+        )
+    return value
+
+
 Slug = Annotated[str, AfterValidator(_slug)]
 Domain = Annotated[str, AfterValidator(_domain)]
 Duration = Annotated[str, AfterValidator(_duration)]
 Memory = Annotated[str, AfterValidator(_memory)]
 Image = Annotated[str, AfterValidator(_image)]
 ProbeAddress = Annotated[str, AfterValidator(_probe_address)]
+WebhookUrl = Annotated[str, AfterValidator(_webhook_url)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Secret = Annotated[str, Field(min_length=16)]
 
@@ -315,7 +327,7 @@ class Alerting(Strict):
     email_to: str | None = None
     email_from: str | None = None
     smarthost: str = "localhost:25"
-    webhook_urls: list[str] = Field(default_factory=list)
+    webhook_urls: list[WebhookUrl] = Field(default_factory=list)
 
 
 class Monitoring(Strict):

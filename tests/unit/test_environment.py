@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stagectl.environment import ALL_VARS, INVENTORY, VAULT, load_environment, record_allocations
+from stagectl.environment import ALL_VARS, INVENTORY, STAGING_VARS, VAULT, load_environment, record_allocations
 from stagectl.errors import EnvironmentInvalid
 from stagectl.vault import decrypt, read_password_file, write_vault
 from tests.conftest import EnvFixture
@@ -78,6 +78,10 @@ def test_example_environment_is_valid_with_seed_values(example_env: EnvFixture) 
          ["shared_services.loki.image: 'grafana/loki' is not a pinned image reference"]),
         (ALL_VARS, lambda d: d.update(prometheus_retension="30d"),
          ["group_vars/all.yml: prometheus_retension: unknown key 'prometheus_retension'"]),
+        (STAGING_VARS, lambda d: d.update(alerting={"webhook_urls": ["hooks.example.org/alert"]}),
+         ["group_vars/staging.yml: alerting.webhook_urls[0]: 'hooks.example.org/alert' is not a webhook URL"]),
+        (STAGING_VARS, lambda d: d.update(monitoring={"probe_hosts": {"beryl3.staging.mdubiel.org": "the server"}}),
+         ["monitoring.probe_hosts.beryl3.staging.mdubiel.org: 'the server' is not an IP address"]),
     ],
 )
 def test_bad_input_names_file_and_field(example_env: EnvFixture, rel: str, edit, expected: list[str]) -> None:  # type: ignore[no-untyped-def]

@@ -47,10 +47,14 @@ def _docker(sandbox: str, *args: str, check: bool = True, timeout: float = 60) -
         capture_output=True, text=True, timeout=timeout, check=False,
     )
     if check and proc.returncode != 0:
-        raise SandboxError(
-            f"docker {' '.join(args[:2])} in sandbox {sandbox} failed: {proc.stderr.strip()}",
-            hint="is the sandbox deployed? `stagectl sandbox up --deploy`",
-        )
+        if f"No such container: {sandbox}" in proc.stderr:
+            raise SandboxError(f"no sandbox named '{sandbox}' is running", hint="start one: `stagectl sandbox up --deploy`")
+        if f"No such container: {NAME}" in proc.stderr:
+            raise SandboxError(
+                f"the alert receiver of sandbox '{sandbox}' is not running",
+                hint="it starts with `stagectl sandbox up --deploy`",
+            )
+        raise SandboxError(f"docker {' '.join(args[:2])} in sandbox {sandbox} failed: {proc.stderr.strip()}")
     return proc.stdout
 
 
