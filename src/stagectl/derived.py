@@ -36,6 +36,7 @@ def project_view(env: Environment, project: Project) -> dict[str, Any]:
         "ref": project.ref,
         "worker": project.worker,
         "scheduler": project.scheduler,
+        "app": project.app.model_dump(),
         "compose_project": project.name,
         "network": project.name,
         "ports": project.ports.model_dump(),

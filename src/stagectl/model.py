@@ -145,6 +145,55 @@ PORT_KINDS: tuple[str, ...] = ("postgres", "django", "redis")
 PORT_BASES: dict[str, int] = {"postgres": 5432, "django": 8000, "redis": 6379}
 
 
+ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+EnvName = Annotated[str, Field(pattern=ENV_NAME_RE.pattern)]
+UrlPath = Annotated[str, Field(pattern=r"^/[^\s?#]*$")]
+ContainerPath = Annotated[str, Field(pattern=r"^/[^\s]*$")]
+AptPackage = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9+.-]+$")]
+
+
+class AppProcesses(Strict):
+    """The app's process commands, as a Procfile names them. Unset: `web` is gunicorn on
+    `app.wsgi`, `release` is `python manage.py migrate --noinput`, `worker` and `scheduler` are
+    `python manage.py worker|scheduler`."""
+
+    web: str | None = None
+    release: str | None = None
+    worker: str | None = None
+    scheduler: str | None = None
+
+
+class ProjectApp(Strict):
+    """How the app is built and run. `stagectl project add` fills it in from the source; every
+    key can be overridden by hand."""
+
+    builder: Literal["uv", "pip", "poetry", "dockerfile"] = Field(
+        default="uv", description="how dependencies are installed, or the app's own Dockerfile"
+    )
+    requirements: str = Field(default="requirements.txt", description="pip: the requirements file")
+    dockerfile: str | None = Field(default=None, description="builder dockerfile: its path in the repo")
+    python: Annotated[str, Field(pattern=r"^3\.[0-9]+$")] | None = Field(
+        default=None, description="Python major.minor the app asks for"
+    )
+    settings: str | None = Field(default=None, description="DJANGO_SETTINGS_MODULE")
+    wsgi: str | None = Field(default=None, description="WSGI application, `module:attribute`")
+    static_root: ContainerPath = "/app/staticfiles"
+    media_root: ContainerPath = "/app/media"
+    static_url: UrlPath = "/static/"
+    media_url: UrlPath = "/media/"
+    health_path: UrlPath = Field(default="/", description="HTTP check: 5xx or no answer is unhealthy")
+    ready_path: UrlPath | None = Field(default=None, description="readiness check, when the app has one")
+    metrics_path: UrlPath | None = Field(default=None, description="Prometheus metrics, when the app has them")
+    processes: AppProcesses = AppProcesses()
+    apt_packages: list[AptPackage] = Field(default_factory=list)
+    env: dict[EnvName, str] = Field(default_factory=dict, description="plain environment variables")
+    secrets: list[EnvName] = Field(
+        default_factory=list,
+        description="environment variables whose values live in the vault "
+        "(vault_projects.<name>.app_secrets)",
+    )
+
+
 class Project(Strict):
     name: Slug
     domain: Domain
@@ -153,6 +202,7 @@ class Project(Strict):
     ports: ProjectPorts = ProjectPorts()
     worker: bool = False
     scheduler: bool = False
+    app: ProjectApp = ProjectApp()
 
 
 class Host(BaseModel):
@@ -373,6 +423,9 @@ class ProjectSecrets(Strict):
     postgres_password: UrlSafeSecret
     redis_password: UrlSafeSecret
     django_secret_key: Annotated[str, Field(min_length=50)]
+    app_secrets: dict[EnvName, str] = Field(
+        default_factory=dict, description="values of the project's `app.secrets`"
+    )
 
 
 class Vault(Strict):
