@@ -8,7 +8,8 @@ The tests then check the stacks from inside the server (`docker exec`, never the
 health through each project nginx, notes written through the app, isolation between the
 projects, secrets files, published ports, files byte for byte as `stagectl plan` renders them,
 idempotence (a second run and `--check --diff` change nothing), a new release (backup, gated
-migration, switch), a broken release (rolled back), data across `docker compose down && up`,
+migration, hand-over through a candidate), a broken release (the candidate is dropped, the
+previous release never stops serving), data across `docker compose down && up`,
 and a backup that restores.
 """
 
@@ -263,6 +264,10 @@ def test_new_release_is_backed_up_migrated_and_switched(stack: Stack, tmp_path: 
     assert running == new_image
     assert stack.sh("docker exec beryl3-django cat /app/RELEASE").strip() == "release-2"
     assert text in notes(stack, "beryl3")
+    # Handed over through a candidate, which is gone; nginx sends the traffic to django again.
+    assert any("Start beside the live release the candidate" in task for task in changed), changed
+    assert "beryl3-django-next" not in containers(stack)
+    assert stack.sh("ls -A /opt/projects/beryl3/config/nginx-live").strip() == ""
 
 
 def test_broken_release_is_rolled_back(stack: Stack, tmp_path: Path) -> None:
@@ -274,7 +279,9 @@ def test_broken_release_is_rolled_back(stack: Stack, tmp_path: Path) -> None:
     run = stack.deploy("broken release of beryl3 (rolled back)", "-e", "stagectl_project=beryl3",
                        "-e", "project_compose_wait_timeout=90")
     assert run.returncode != 0, run.explain()
-    assert "Rolled back to the previous app image (healthy again)" in run.output, run.explain()
+    # The candidate never became healthy: it never got a request and is gone.
+    assert "the previous release kept serving the traffic throughout" in run.output, run.explain()
+    assert "beryl3-django-next" not in containers(stack)
 
     assert stack.image_id("stagectl/beryl3-app:latest") == good_image
     assert wait_healthy(stack, ["beryl3-django", "beryl3-nginx"]) == {}
