@@ -48,6 +48,8 @@ SERVICES = {
     "redis-exporter",
     "nginx-exporter",
 }
+# A release's candidate: in the compose file, in the `release` profile, never started by `up`.
+CANDIDATE = "django-next"
 
 
 # --- the manifest and where secrets land -----------------------------------------------------
@@ -138,8 +140,10 @@ def test_compose_services_are_complete(example: Rendered, name: str) -> None:
     project = example.project(name)
     docker = example.stagectl["docker"]
     assert compose["name"] == project["compose_project"]
-    assert set(compose["services"]) == SERVICES
+    assert set(compose["services"]) == SERVICES | {CANDIDATE}
     for service, spec in compose["services"].items():
+        if service == CANDIDATE:
+            continue
         key = service.replace("-", "_")
         assert spec["container_name"] == project["containers"][key]
         assert spec["restart"] == "unless-stopped", service
@@ -160,6 +164,24 @@ def test_compose_services_are_complete(example: Rendered, name: str) -> None:
     assert compose["services"]["postgres"]["mem_limit"] == memory["postgres"]
     assert compose["services"]["django"]["mem_limit"] == memory["django"]
     assert compose["services"]["redis-exporter"]["mem_limit"] == memory["exporter"]
+
+
+@pytest.mark.parametrize("name", ["beryl3", "project2"])
+def test_compose_release_candidate_is_django_but_for_its_name(example: Rendered, name: str) -> None:
+    services = example.compose(name)["services"]
+    django, candidate = dict(services["django"]), dict(services[CANDIDATE])
+    container = example.project(name)["containers"]["django"]
+    assert candidate.pop("profiles") == ["release"]
+    assert candidate.pop("pull_policy") == "never"
+    assert candidate.pop("container_name") == f"{container}-next"
+    assert candidate.pop("labels") == {"org.stagectl.project": name, "org.stagectl.service": CANDIDATE}
+    assert "ports" not in candidate
+    for key in ("build", "container_name", "labels", "ports"):
+        django.pop(key)
+    assert candidate == django
+    # nginx finds the app per request: it must not wait for (or be restarted with) `django`.
+    assert "depends_on" not in services["nginx"]
+    assert "./config/nginx-live:/etc/nginx/live:ro" in services["nginx"]["volumes"]
 
 
 @pytest.mark.parametrize("name", ["beryl3", "project2"])
@@ -230,8 +252,8 @@ def test_compose_app_build_and_dependencies(example: Rendered) -> None:
 def test_worker_and_scheduler_only_when_enabled(example: Rendered, variant: Rendered) -> None:
     assert not {"worker", "scheduler"} & set(example.compose("beryl3")["services"])
     services = variant.compose("beryl3")["services"]
-    assert set(services) == SERVICES | {"worker", "scheduler"}
-    assert set(variant.compose("project2")["services"]) == SERVICES
+    assert set(services) == SERVICES | {CANDIDATE, "worker", "scheduler"}
+    assert set(variant.compose("project2")["services"]) == SERVICES | {CANDIDATE}
     memory = variant.project("beryl3")["memory"]
     for name, command in (
         ("worker", ["python", "manage.py", "worker"]),
@@ -318,6 +340,10 @@ def test_project_nginx_conf(example: Rendered) -> None:
     assert "resolver 127.0.0.11" in conf
     assert "set $django_upstream http://project2-django:8000;" in conf
     assert "proxy_pass $django_upstream;" in conf
+    # The hand-over of a release: a file in the (mounted, normally empty) live directory may
+    # override the upstream, and the status port says which one is in force.
+    assert conf.count("include /etc/nginx/live/*.conf;") == 2
+    assert "location = /django-upstream {" in conf
     assert "alias /srv/static/;" in conf and "alias /srv/media/;" in conf
     assert "stub_status;" in conf
     assert "escape=json" in conf

@@ -1,0 +1,153 @@
+"""Releases under load on a fresh sandbox: for (a) a release of a changed app, (b) a release whose
+app server never gets healthy, (c) a release whose migration fails, the requests a load loop made
+during the deploy, how many failed, the deploy's duration and its switch time (how long the
+traffic was on the release candidate while `django` was replaced; none when it was never switched).
+
+    .venv/bin/python benchmarks/release_benchmark.py
+
+Needs a Docker engine (scripts/testbed-setup.sh docker). Prints figures; asserts nothing. Talks
+only to the sandbox it starts (127.0.0.1 and the local Docker bridge). The load loop is the one
+tests/deploy/test_zero_downtime.py uses (stagectl.sandbox.load).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import yaml
+
+from stagectl.deploy import bootstrap, deploy
+from stagectl.environment import INVENTORY
+from stagectl.sandbox import archive, server
+from stagectl.sandbox.environment import bootstrap_target, write_sandbox_environment
+from stagectl.sandbox.load import LoadTarget, background_load
+
+DEMO_APP = Path(__file__).resolve().parents[1] / "examples" / "demo-app"
+PROJECT = "beryl3"
+LIVE_FILE = f"/opt/projects/{PROJECT}/config/nginx-live/django.conf"
+
+NOOP_MIGRATION = '''from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [("notes", "0001_initial")]
+    operations = [migrations.RunPython(migrations.RunPython.noop, migrations.RunPython.noop)]
+'''
+FAILING_MIGRATION = '''from django.db import migrations
+
+
+def fail(apps, schema_editor):
+    raise RuntimeError("this migration fails on purpose")
+
+
+class Migration(migrations.Migration):
+    dependencies = [("notes", "0002_benchmark")]
+    operations = [migrations.RunPython(fail, migrations.RunPython.noop)]
+'''
+
+
+def make_release(tmp: Path, name: str, *, broken: bool = False, failing_migration: bool = False) -> Path:
+    target = tmp / name
+    shutil.copytree(DEMO_APP, target, ignore=shutil.ignore_patterns(".venv", "__pycache__", ".ruff_cache"))
+    (target / "RELEASE").write_text(f"{name}\n")
+    migrations = target / "notes" / "migrations"
+    (migrations / "0002_benchmark.py").write_text(NOOP_MIGRATION)
+    if failing_migration:
+        (migrations / "0003_fails.py").write_text(FAILING_MIGRATION)
+    if broken:
+        entrypoint = target / "docker-entrypoint.sh"
+        entrypoint.write_text(entrypoint.read_text().replace("exec gunicorn", "exit 3; exec gunicorn"))
+    return target
+
+
+def set_repo(root: Path, repo: Path) -> None:
+    path = root / INVENTORY
+    data = yaml.safe_load(path.read_text())
+    for entry in data["staging"]["vars"]["projects"]:
+        if entry["name"] == PROJECT:
+            entry["repo"] = str(repo)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+class SwitchWatch:
+    """How long the hand-over file existed on the server (polled through `docker exec`)."""
+
+    def __init__(self, server_name: str) -> None:
+        self.server_name = server_name
+        self.first: float | None = None
+        self.last: float | None = None
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self.stop.is_set():
+            probe = subprocess.run(["docker", "exec", self.server_name, "test", "-e", LIVE_FILE],
+                                   capture_output=True, timeout=30, check=False)
+            now = time.monotonic()
+            if probe.returncode == 0:
+                self.first = self.first or now
+                self.last = now
+            self.stop.wait(0.25)
+
+    def seconds(self) -> str:
+        return "never switched" if self.first is None or self.last is None else f"{self.last - self.first:.1f} s"
+
+
+def scenario(label: str, root: Path, password_file: Path, server_name: str, https_port: int, repo: Path,
+             min_requests: int) -> None:
+    set_repo(root, repo)
+    watch = SwitchWatch(server_name)
+    watch.thread.start()
+    target = LoadTarget(port=https_port, server_name=f"{PROJECT}.sandbox.test")
+    started = time.monotonic()
+    with background_load(target, connections=3, min_requests=min_requests, max_seconds=1800) as load:
+        report = deploy(root, password_file, project=PROJECT)
+        took = time.monotonic() - started
+    watch.stop.set()
+    watch.thread.join()
+    assert load.result is not None
+    outcome = "deployed" if report.run.ok else "deploy failed"
+    print(f"{label}: deploy {took:.0f} s, {outcome}; switch time {watch.seconds()}; "
+          f"load {load.result.summary()}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--min-requests", type=int, default=10_000)
+    args = parser.parse_args()
+    images = archive.ensure_archive()
+    name = f"stagectl-bench-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory(prefix="stagectl-bench-") as tmp:
+        state = Path(tmp)
+        try:
+            info = server.up(name, 0, state_dir=state / "server", http_port=0, https_port=0,
+                             archive_dir=images.path.parent)
+            root, password_file = state / "environment", state / "vault-pass"
+            write_sandbox_environment(root, info, password_file, DEMO_APP, preload_archives=[images.server_path])
+            target = bootstrap_target(info)
+            if not bootstrap(root, password_file, target.login, connect_key=target.connect_key).ok:
+                raise SystemExit("bootstrap failed")
+            if not deploy(root, password_file).run.ok:
+                raise SystemExit("cold deploy failed")
+            good = make_release(state, "bench-good")
+            for label, repo in (
+                ("(a) release of a changed app", good),
+                ("(b) release that never gets healthy", make_release(state, "bench-broken", broken=True)),
+                ("(c) release whose migration fails", make_release(state, "bench-bad-migration",
+                                                                   failing_migration=True)),
+            ):
+                scenario(label, root, password_file, info.name, info.https_port, repo, args.min_requests)
+                set_repo(root, good)
+        finally:
+            server.down(name, remove_data=True)
+
+
+if __name__ == "__main__":
+    main()
