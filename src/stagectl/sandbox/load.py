@@ -97,18 +97,19 @@ class _Loop:
     def worker(self) -> None:
         conn: _Connection | None = None
         while not self.done():
-            conn = conn or _Connection(self.target, self.context)
+            current = conn or _Connection(self.target, self.context)
+            conn = current
             try:
-                conn.request("GET", self.target.path, headers={"User-Agent": "stagectl-load"})
-                answer = conn.getresponse()
+                current.request("GET", self.target.path, headers={"User-Agent": "stagectl-load"})
+                answer = current.getresponse()
                 answer.read()
                 self.record(str(answer.status), 200 <= answer.status < 300)
                 if answer.will_close:
-                    conn.close()
+                    current.close()
                     conn = None
             except (OSError, http.client.HTTPException) as exc:
                 self.record(f"error {type(exc).__name__}", False)
-                conn.close()
+                current.close()
                 conn = None
         if conn is not None:
             conn.close()
