@@ -15,7 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from stagectl import environment, plan as plan_mod, troubleshooting, vault
+from stagectl import environment, troubleshooting, vault
+from stagectl import plan as plan_mod
 from stagectl.errors import EnvironmentInvalid, StagectlError
 from stagectl.runner import RunResult
 
@@ -427,7 +428,8 @@ def sandbox_up(
     deploy_too: Annotated[bool, typer.Option("--deploy", help="Also bootstrap and deploy the example.")] = False,
 ) -> None:
     """Start the sandbox server and write an environment pointing at it."""
-    from stagectl.sandbox import alert_sink, archive, environment as sandbox_env, server
+    from stagectl.sandbox import alert_sink, archive, server
+    from stagectl.sandbox import environment as sandbox_env
 
     console = _console()
     app_dir = demo_app or _default_demo_app()
@@ -491,8 +493,8 @@ def sandbox_alerts(
         table.add_column(column)
     for note in notifications[-last:]:
         when = datetime.datetime.fromtimestamp(note["received_at"]).strftime("%H:%M:%S")
-        payload = note.get("payload") if isinstance(note.get("payload"), dict) else {}
-        for alert in payload.get("alerts") or []:
+        payload = note.get("payload")
+        for alert in (payload.get("alerts") if isinstance(payload, dict) else None) or []:
             labels = alert.get("labels") or {}
             cells = (when, str(alert.get("status", "")), labels.get("alertname", ""), labels.get("project", ""),
                      labels.get("severity", ""), (alert.get("annotations") or {}).get("summary", ""))
@@ -531,7 +533,7 @@ def sandbox_ssh(
         current = server.status(name)
         if current.info is None:
             raise StagectlError(f"sandbox '{name}' is not running", hint="start it: stagectl sandbox up")
-        argv = server.ssh_command(current.info, user=user, command=" ".join(command) if command else None)
+        argv = server.ssh_command(current.info, user=user, command=command)
     except StagectlError as exc:
         _fail(exc)
     os.execvp(argv[0], argv)

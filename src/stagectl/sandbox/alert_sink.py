@@ -20,7 +20,7 @@ URL = f"http://{NAME}:{PORT}/alerts"
 NETWORK = "monitoring"
 
 # Runs with the Python of the project base image (its stand-in in the sandbox): no extra image.
-_SERVER = """
+_SERVER = f"PORT = {PORT}\n" + """
 import http.server, json, sys, time
 
 class Sink(http.server.BaseHTTPRequestHandler):
@@ -37,8 +37,8 @@ class Sink(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-http.server.ThreadingHTTPServer(("", %d), Sink).serve_forever()
-""" % PORT
+http.server.ThreadingHTTPServer(("", PORT), Sink).serve_forever()
+"""
 
 
 def _docker(sandbox: str, *args: str, check: bool = True, timeout: float = 60) -> str:
