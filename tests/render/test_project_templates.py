@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import missing_tool
 from tests.render.conftest import CONTRACT_KINDS, RenderedEnv, make_environment, render
 
 Rendered = RenderedEnv
@@ -391,7 +392,7 @@ def need(tool: str) -> str:
         (str(p) for p in (Path("/usr/sbin") / tool, Path("/sbin") / tool) if p.exists()), None
     )
     if path is None:
-        pytest.skip(f"{tool} is not installed (scripts/testbed-setup.sh validators installs it)")
+        missing_tool(f"{tool} is not installed (scripts/testbed-setup.sh validators installs it)")
     return path
 
 
@@ -401,7 +402,7 @@ def need_compose() -> str:
         [docker, "compose", "version", "--short"], capture_output=True, text=True, check=False
     )
     if probe.returncode != 0 or not probe.stdout.startswith(("2", "v2")):
-        pytest.skip(
+        missing_tool(
             "Docker Compose v2 is not installed (scripts/testbed-setup.sh validators installs it)"
         )
     return docker
@@ -493,7 +494,7 @@ def test_systemd_analyze_verifies_the_units(example: Rendered, tmp_path: Path) -
         None,
     )
     if system_units is None:
-        pytest.skip("no systemd unit directory with sysinit.target on this machine")
+        missing_tool("no systemd unit directory with sysinit.target on this machine")
     # A scratch root holding the system's units, ours, and the tool the units run.
     root = tmp_path / "root"
     shutil.copytree(system_units, root / "usr/lib/systemd/system", symlinks=True)
@@ -1051,7 +1052,7 @@ def live_stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
     docker = need_compose()
     if not docker_available():
-        pytest.skip(
+        missing_tool(
             "no Docker daemon answers `docker info` (start one: scripts/testbed-setup.sh docker)"
         )
     try:
@@ -1060,7 +1061,7 @@ def live_stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
             for r in ImageBuilder(out=lambda line: None).build(list(STANDIN_IMAGES.values()))
         }
     except BuildError as exc:
-        pytest.skip(f"the stand-in images cannot be built here: {exc}")
+        missing_tool(f"the stand-in images cannot be built here: {exc}")
 
     name = f"t{os.urandom(3).hex()}"
 
