@@ -12,6 +12,7 @@ import json
 import subprocess
 from typing import Any
 
+from stagectl.sandbox import docker_cli
 from stagectl.sandbox.errors import SandboxError
 
 NAME = "stagectl-alert-sink"
@@ -43,7 +44,7 @@ http.server.ThreadingHTTPServer(("", PORT), Sink).serve_forever()
 
 def _docker(sandbox: str, *args: str, check: bool = True, timeout: float = 60) -> str:
     proc = subprocess.run(
-        ["docker", "exec", sandbox, "docker", *args],
+        [docker_cli.docker_binary(), "exec", sandbox, "docker", *args],
         capture_output=True, text=True, timeout=timeout, check=False,
     )
     if check and proc.returncode != 0:
