@@ -8,8 +8,9 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -18,7 +19,7 @@ from rich.table import Table
 from stagectl import environment, troubleshooting, vault
 from stagectl import plan as plan_mod
 from stagectl.errors import EnvironmentInvalid, StagectlError
-from stagectl.runner import RunResult
+from stagectl.runner import ProgressCallback, RunResult
 
 if TYPE_CHECKING:
     from stagectl.status import ProjectStatus
@@ -38,6 +39,7 @@ sandbox_app = typer.Typer(
 app.add_typer(sandbox_app, name="sandbox")
 alert_app = typer.Typer(help="Alerting: prove that alerts reach their receivers.", no_args_is_help=True)
 app.add_typer(alert_app, name="alert")
+T = TypeVar("T")
 SandboxName = Annotated[str, typer.Option("--name", help="Container name of the sandbox.")]
 
 EnvDir = Annotated[
@@ -154,7 +156,7 @@ def _print_plan(console: Console, report: plan_mod.PlanReport, kept: Path | None
     console.print("[bold green]plan OK[/]" if report.ok else "[bold red]plan FAILED[/]")
 
 
-def _run_with_progress(console: Console, title: str, work):  # type: ignore[no-untyped-def]
+def _run_with_progress(console: Console, title: str, work: Callable[[ProgressCallback], T]) -> T:
     """Run `work(progress)` under a live status line: task, host, elapsed."""
     with console.status(title) as status:
         def progress(task: str, host: str, elapsed: float) -> None:
