@@ -15,6 +15,12 @@ case "$tier" in
 esac
 scripts/python-env.sh
 
+# The gates, before any test: lint and strict types (mypy keeps its cache in .mypy_cache).
+echo "test: ruff check src tests"
+.venv/bin/ruff check --quiet src tests
+echo "test: mypy --strict src"
+.venv/bin/mypy --strict src
+
 if [ "$tier" = fast ]; then
   exec .venv/bin/python -m pytest -m "not docker and not services and not sandbox" "${@:2}"
 fi

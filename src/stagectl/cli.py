@@ -8,16 +8,18 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from stagectl import environment, plan as plan_mod, troubleshooting, vault
+from stagectl import environment, troubleshooting, vault
+from stagectl import plan as plan_mod
 from stagectl.errors import EnvironmentInvalid, StagectlError
-from stagectl.runner import RunResult
+from stagectl.runner import ProgressCallback, RunResult
 
 if TYPE_CHECKING:
     from stagectl.status import ProjectStatus
@@ -37,6 +39,7 @@ sandbox_app = typer.Typer(
 app.add_typer(sandbox_app, name="sandbox")
 alert_app = typer.Typer(help="Alerting: prove that alerts reach their receivers.", no_args_is_help=True)
 app.add_typer(alert_app, name="alert")
+T = TypeVar("T")
 SandboxName = Annotated[str, typer.Option("--name", help="Container name of the sandbox.")]
 
 EnvDir = Annotated[
@@ -153,7 +156,7 @@ def _print_plan(console: Console, report: plan_mod.PlanReport, kept: Path | None
     console.print("[bold green]plan OK[/]" if report.ok else "[bold red]plan FAILED[/]")
 
 
-def _run_with_progress(console: Console, title: str, work):  # type: ignore[no-untyped-def]
+def _run_with_progress(console: Console, title: str, work: Callable[[ProgressCallback], T]) -> T:
     """Run `work(progress)` under a live status line: task, host, elapsed."""
     with console.status(title) as status:
         def progress(task: str, host: str, elapsed: float) -> None:
@@ -427,7 +430,8 @@ def sandbox_up(
     deploy_too: Annotated[bool, typer.Option("--deploy", help="Also bootstrap and deploy the example.")] = False,
 ) -> None:
     """Start the sandbox server and write an environment pointing at it."""
-    from stagectl.sandbox import alert_sink, archive, environment as sandbox_env, server
+    from stagectl.sandbox import alert_sink, archive, server
+    from stagectl.sandbox import environment as sandbox_env
 
     console = _console()
     app_dir = demo_app or _default_demo_app()
@@ -491,8 +495,8 @@ def sandbox_alerts(
         table.add_column(column)
     for note in notifications[-last:]:
         when = datetime.datetime.fromtimestamp(note["received_at"]).strftime("%H:%M:%S")
-        payload = note.get("payload") if isinstance(note.get("payload"), dict) else {}
-        for alert in payload.get("alerts") or []:
+        payload = note.get("payload")
+        for alert in (payload.get("alerts") if isinstance(payload, dict) else None) or []:
             labels = alert.get("labels") or {}
             cells = (when, str(alert.get("status", "")), labels.get("alertname", ""), labels.get("project", ""),
                      labels.get("severity", ""), (alert.get("annotations") or {}).get("summary", ""))
@@ -531,7 +535,7 @@ def sandbox_ssh(
         current = server.status(name)
         if current.info is None:
             raise StagectlError(f"sandbox '{name}' is not running", hint="start it: stagectl sandbox up")
-        argv = server.ssh_command(current.info, user=user, command=" ".join(command) if command else None)
+        argv = server.ssh_command(current.info, user=user, command=command)
     except StagectlError as exc:
         _fail(exc)
     os.execvp(argv[0], argv)

@@ -395,7 +395,7 @@ def _ssh_fix(error: str, conn: Connection, key_state: KeyState | None) -> str:
     if "Permission denied" in error:
         return _key_fix(conn, key_state)
     if re.search(
-        r"Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED", error, re.I
+        r"Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED", error, re.IGNORECASE
     ):
         host = conn.host if conn.port == 22 else f"[{conn.host}]:{conn.port}"
         return (
@@ -404,18 +404,18 @@ def _ssh_fix(error: str, conn: Connection, key_state: KeyState | None) -> str:
             f"/etc/ssh/ssh_host_ed25519_key.pub), then ssh-keygen -R '{host}' and connect once "
             f"to accept the new key; otherwise do not connect (the connection may be intercepted)"
         )
-    if re.search(r"Connection refused", error, re.I):
+    if re.search(r"Connection refused", error, re.IGNORECASE):
         return (
             f"nothing accepts SSH on {where}: check that sshd runs on the server "
             f"(systemctl status sshd on its console) and that ansible_port ({conn.port}) is "
             f"its port"
         )
-    if re.search(r"timed out|No route to host|Network is unreachable", error, re.I):
+    if re.search(r"timed out|No route to host|Network is unreachable", error, re.IGNORECASE):
         return (
             f"{where} does not answer: the server is down, ansible_host ({conn.host}) is wrong, "
             f"or a firewall drops SSH on the way"
         )
-    if re.search(r"Could not resolve hostname|Name or service not known", error, re.I):
+    if re.search(r"Could not resolve hostname|Name or service not known", error, re.IGNORECASE):
         return (
             f"ansible_host '{conn.host}' does not resolve: fix the name in {INVENTORY} "
             "or use the server's IP"
@@ -680,8 +680,10 @@ def _port_conflict(
             if not holders:
                 return (
                     "docker-proxy holds it, but no running container publishes it",
-                    "a leftover of a removed container: restart Docker "
-                    "(sudo systemctl restart docker)",
+                    (
+                        "a leftover of a removed container: restart Docker "
+                        "(sudo systemctl restart docker)"
+                    ),
                 )
             other = holders[0]
             owner = f"container {other.container}" + (
@@ -696,8 +698,10 @@ def _port_conflict(
             )
             return (
                 f"{owner} publishes it",
-                f"remove that container on the server ({remove}) or give {need.project} "
-                f"{need.service} another port ({need.setting}), then `stagectl deploy`",
+                (
+                    f"remove that container on the server ({remove}) or give {need.project} "
+                    f"{need.service} another port ({need.setting}), then `stagectl deploy`"
+                ),
             )
         unit = f"systemctl status {listener.processes[0][1]}" if listener.processes else "ss -tlnp"
         move = (
@@ -708,8 +712,10 @@ def _port_conflict(
         )
         return (
             f"{listener.owner} listens on {listener.address}:{listener.port}",
-            f"stop it for good on the server ({unit} names its unit; then sudo systemctl disable "
-            f"--now UNIT); {move}",
+            (
+                f"stop it for good on the server ({unit} names its unit; then sudo systemctl disable "
+                f"--now UNIT); {move}"
+            ),
         )
     return None
 
@@ -942,12 +948,12 @@ def _target_logs(target: dict[str, Any], expect: Expectations) -> str:
 def _target_fix(down: Sequence[dict[str, Any]], expect: Expectations) -> str:
     errors = " ".join(str(t.get("lastError") or "") for t in down)
     lines: list[str] = []
-    if re.search(r"no such host|connection refused|i/o timeout|deadline exceeded", errors, re.I):
+    if re.search(r"no such host|connection refused|i/o timeout|deadline exceeded", errors, re.IGNORECASE):
         lines.append(
             "a target is down when its container is not running or not on the monitoring "
             "network: see the stack checks above, then `stagectl deploy` once they are fixed"
         )
-    if re.search(r"\b40[13]\b|unauthorized|forbidden", errors, re.I):
+    if re.search(r"\b40[13]\b|unauthorized|forbidden", errors, re.IGNORECASE):
         lines.append(
             "a target refused Prometheus' credentials: `stagectl deploy` writes matching ones"
         )

@@ -11,7 +11,7 @@ import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -53,6 +53,9 @@ class LoadedEnvironment:
     allocated: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
 class _Collector:
     def __init__(self) -> None:
         self.problems: list[Problem] = []
@@ -60,7 +63,7 @@ class _Collector:
     def add(self, file: str, fieldpath: str, message: str, hint: str = "") -> None:
         self.problems.append(Problem(file, fieldpath, message, hint))
 
-    def validate(self, model: type[BaseModel], data: Any, file: str, prefix: str = "") -> Any:
+    def validate(self, model: type[ModelT], data: Any, file: str, prefix: str = "") -> ModelT | None:
         try:
             return model.model_validate(data)
         except ValidationError as exc:

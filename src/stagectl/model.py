@@ -12,7 +12,6 @@ The environment is the seed's Ansible layout:
 from __future__ import annotations
 
 import ipaddress
-
 import re
 import urllib.parse
 from typing import Annotated, Any, Literal

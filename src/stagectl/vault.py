@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import string
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,11 +71,12 @@ def fill_missing(vault: dict[str, Any], project_names: list[str]) -> list[str]:
         if name not in per_project:
             per_project[name] = project_secrets()
             added.append(f"vault_projects.{name}")
-    for key, make in (
+    makers: tuple[tuple[str, Callable[[], str]], ...] = (
         ("vault_grafana_admin_password", random_password),
         ("vault_grafana_secret_key", lambda: random_password(40)),
         ("vault_prometheus_password", random_password),
-    ):
+    )
+    for key, make in makers:
         if key not in vault:
             vault[key] = make()
             added.append(key)
@@ -114,7 +116,8 @@ def _vault_lib(password: bytes) -> VaultLib:
 
 def encrypt(data: dict[str, Any], password: bytes) -> bytes:
     plain = yaml.safe_dump(data, sort_keys=True, default_flow_style=False).encode()
-    return _vault_lib(password).encrypt(plain)
+    cipher: bytes = _vault_lib(password).encrypt(plain)
+    return cipher
 
 
 def write_vault(path: Path, data: dict[str, Any], password: bytes) -> None:

@@ -20,7 +20,6 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +28,6 @@ import yaml
 
 from stagectl import collection
 from stagectl.environment import INVENTORY, VAULT
-from stagectl.render import render_environment
 from stagectl.sandbox.server import SandboxInfo
 from stagectl.vault import decrypt, read_password_file
 from tests.deploy.conftest import Deployed

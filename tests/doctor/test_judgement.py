@@ -166,8 +166,10 @@ def test_refused_key_fix_names_the_keys_problem(
         ("Connection timed out during banner exchange", "the server is down"),
         ("ssh: connect to host 127.0.0.1 port 2222: No route to host", "the server is down"),
         (
-            "@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@ ... "
-            "Host key verification failed.",
+            (
+                "@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@ ... "
+                "Host key verification failed."
+            ),
             "ssh-keygen -R '[127.0.0.1]:2222'",
         ),
         (

@@ -26,6 +26,7 @@ from stagectl.sandbox.environment import bootstrap_target, write_sandbox_environ
 from stagectl.sandbox.images.builder import docker_available
 from stagectl.sandbox.server import SandboxInfo
 from stagectl.vault import decrypt, read_password_file
+from tests.conftest import missing_tool
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.docker]
 
@@ -64,7 +65,7 @@ def sandbox(
     tmp_path_factory: pytest.TempPathFactory, timings: dict[str, float]
 ) -> Iterator[Sandbox]:
     if not docker_available():
-        pytest.skip(
+        missing_tool(
             "no Docker daemon answers `docker info`: start one with "
             "`scripts/testbed-setup.sh docker` (as root)"
         )

@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import missing_tool
 from tests.render.conftest import CONTRACT_KINDS, RenderedEnv, make_environment, render
 
 Rendered = RenderedEnv
@@ -391,17 +392,17 @@ def need(tool: str) -> str:
         (str(p) for p in (Path("/usr/sbin") / tool, Path("/sbin") / tool) if p.exists()), None
     )
     if path is None:
-        pytest.skip(f"{tool} is not installed (scripts/testbed-setup.sh validators installs it)")
+        missing_tool(f"{tool} is not installed (scripts/testbed-setup.sh validators installs it)")
     return path
 
 
 def need_compose() -> str:
     docker = need("docker")
     probe = subprocess.run(
-        [docker, "compose", "version", "--short"], capture_output=True, text=True
+        [docker, "compose", "version", "--short"], capture_output=True, text=True, check=False
     )
     if probe.returncode != 0 or not probe.stdout.startswith(("2", "v2")):
-        pytest.skip(
+        missing_tool(
             "Docker Compose v2 is not installed (scripts/testbed-setup.sh validators installs it)"
         )
     return docker
@@ -421,6 +422,7 @@ def test_docker_compose_config_accepts_it(
         capture_output=True,
         text=True,
         env={**os.environ, "COMPOSE_PROJECT_NAME": ""},
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     resolved = json.loads(result.stdout)
@@ -464,6 +466,7 @@ def test_nginx_accepts_the_project_conf(example: Rendered, tmp_path: Path, name:
         [nginx, "-t", "-q", "-p", str(tmp_path / "nginx"), "-c", str(target)],
         capture_output=True,
         text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
 
@@ -473,7 +476,7 @@ def test_shellcheck_accepts_the_backup_tool(example: Rendered) -> None:
     shellcheck = need("shellcheck")
     script = example.path("/usr/local/sbin/stagectl-backup")
     result = subprocess.run(
-        [shellcheck, "--severity=style", str(script)], capture_output=True, text=True
+        [shellcheck, "--severity=style", str(script)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout
     assert script.read_text().startswith("#!/usr/bin/env bash\n")
@@ -491,7 +494,7 @@ def test_systemd_analyze_verifies_the_units(example: Rendered, tmp_path: Path) -
         None,
     )
     if system_units is None:
-        pytest.skip("no systemd unit directory with sysinit.target on this machine")
+        missing_tool("no systemd unit directory with sysinit.target on this machine")
     # A scratch root holding the system's units, ours, and the tool the units run.
     root = tmp_path / "root"
     shutil.copytree(system_units, root / "usr/lib/systemd/system", symlinks=True)
@@ -515,13 +518,14 @@ def test_systemd_analyze_verifies_the_units(example: Rendered, tmp_path: Path) -
         [analyze, "verify", "--man=no", f"--root={root}", *instances],
         capture_output=True,
         text=True,
+        check=False,
     )
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
     for schedule in (
         example.stagectl["backups"]["schedule"],
         example.stagectl["backups"]["verify_schedule"],
     ):
-        result = subprocess.run([analyze, "calendar", schedule], capture_output=True, text=True)
+        result = subprocess.run([analyze, "calendar", schedule], capture_output=True, text=True, check=False)
         assert result.returncode == 0, result.stderr
 
 
@@ -583,14 +587,15 @@ def test_redis_runs_the_rendered_conf_and_the_healthcheck_passes(
         .replace("/usr/local/etc/redis/redis.conf", str(conf_path))
         .replace("redis-cli ping", f"redis-cli -p {port} ping")
     )
-    assert subprocess.run(["sh", "-c", command], capture_output=True).returncode == 0
+    assert subprocess.run(["sh", "-c", command], capture_output=True, check=False).returncode == 0
     # Without the password, Redis refuses.
-    denied = subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True)
+    denied = subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True, check=False)
     assert "NOAUTH" in denied.stdout + denied.stderr
     info = subprocess.run(
         ["sh", "-c", command.replace("ping | grep -q PONG", "config get maxmemory")],
         capture_output=True,
         text=True,
+        check=False,
     )
     assert "201326592" in info.stdout
 
@@ -641,6 +646,7 @@ def test_postgres_accepts_the_rendered_flags(example: Rendered, scratch_dir: Pat
             capture_output=True,
             text=True,
             cwd=scratch_dir,
+            check=False,
         )
         assert result.returncode == 0, result.stderr
         assert result.stdout.rstrip("\n") == expected
@@ -837,7 +843,7 @@ class BackupBed:
         )
 
     def docker(self, *args: str) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(["docker", *args], env=self.env, capture_output=True, text=True)
+        result = subprocess.run(["docker", *args], env=self.env, capture_output=True, text=True, check=False)
         assert result.returncode == 0, result.stderr
         return result
 
@@ -861,14 +867,14 @@ class BackupBed:
 
     def tool(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(self.script), *args], env=self.env, capture_output=True, text=True, timeout=300
+            [str(self.script), *args], env=self.env, capture_output=True, text=True, timeout=300, check=False
         )
 
     def stop_all(self) -> None:
         registry = Path(self.env["SHIM_STATE"]) / "containers.json"
         if registry.exists():
             for name in json.loads(registry.read_text()):
-                subprocess.run(["docker", "rm", name], env=self.env, capture_output=True)
+                subprocess.run(["docker", "rm", name], env=self.env, capture_output=True, check=False)
 
 
 @pytest.fixture
@@ -934,6 +940,7 @@ def test_backup_tool_dumps_archives_prunes_lists_and_verifies(backup_bed: Backup
         cwd=bed.backups,
         capture_output=True,
         text=True,
+        check=False,
     )
     assert check.returncode == 0, check.stdout + check.stderr
     assert stat.S_IMODE(bed.backups.stat().st_mode) == 0o700
@@ -1024,7 +1031,7 @@ def run(
     *args: str, cwd: Path | None = None, timeout: float = 300, check: bool = True, **kwargs: Any
 ) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        list(args), cwd=cwd, capture_output=True, text=True, timeout=timeout, **kwargs
+        list(args), cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False, **kwargs
     )
     if check and result.returncode != 0:
         pytest.fail(
@@ -1045,7 +1052,7 @@ def live_stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
     docker = need_compose()
     if not docker_available():
-        pytest.skip(
+        missing_tool(
             "no Docker daemon answers `docker info` (start one: scripts/testbed-setup.sh docker)"
         )
     try:
@@ -1054,7 +1061,7 @@ def live_stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
             for r in ImageBuilder(out=lambda line: None).build(list(STANDIN_IMAGES.values()))
         }
     except BuildError as exc:
-        pytest.skip(f"the stand-in images cannot be built here: {exc}")
+        missing_tool(f"the stand-in images cannot be built here: {exc}")
 
     name = f"t{os.urandom(3).hex()}"
 
@@ -1283,5 +1290,6 @@ def test_hadolint_accepts_the_dockerfile(example: Rendered) -> None:
         [hadolint, str(example.path("/opt/projects/beryl3/config/Dockerfile"))],
         capture_output=True,
         text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout

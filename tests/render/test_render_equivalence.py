@@ -19,7 +19,13 @@ from typing import Any
 import yaml
 
 from stagectl import collection
-from tests.render.conftest import CONTRACT_KINDS, RENDER_TASK_FILES, BothWays, RenderedEnv, render_files_task
+from tests.render.conftest import (
+    CONTRACT_KINDS,
+    RENDER_TASK_FILES,
+    BothWays,
+    RenderedEnv,
+    render_files_task,
+)
 
 ROLES = collection.collection_root() / "roles"
 RENDER_PLAYBOOK = collection.collection_root() / "playbooks" / "render.yml"

@@ -25,6 +25,7 @@ from stagectl import collection
 from stagectl.errors import ToolMissing
 from stagectl.validators import compose, nginx, prometheus, static
 from stagectl.validators.base import Finding, errors
+from tests.conftest import missing_tool
 from tests.render.conftest import CONTRACT_KINDS, RenderedEnv
 
 ROLE = collection.collection_root() / "roles" / "shared_monitoring"
@@ -53,7 +54,7 @@ def _require(findings_or_tool: Callable[[], list[Finding]]) -> list[Finding]:
     try:
         return findings_or_tool()
     except ToolMissing as exc:
-        pytest.skip(f"{exc.tool} is not installed ({exc.hint}); scripts/testbed-setup.sh validators installs it")
+        missing_tool(f"{exc.tool} is not installed ({exc.hint}); scripts/testbed-setup.sh validators installs it")
 
 
 def _messages(findings: list[Finding]) -> str:
@@ -592,7 +593,7 @@ def test_nginx_check_file_adapter_passes_each_file(example: Rendered) -> None:
         assert nginx.tree_for(example.root, file.dest)[1] == entries[file.dest]["container_path"]  # type: ignore[index]
         checks = nginx.check_file(file)
         if checks and "not installed" in checks[0].message:
-            pytest.skip(checks[0].message)
+            missing_tool(checks[0].message)
         assert [c.status for c in checks] == ["passed"], checks
 
 

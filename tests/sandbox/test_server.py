@@ -39,6 +39,7 @@ from stagectl.sandbox.errors import NotASandbox, SandboxEnvironmentError, Sandbo
 from stagectl.sandbox.images.builder import ImageBuilder, docker_available
 from stagectl.sandbox.server import SandboxInfo
 from stagectl.vault import decrypt, read_password_file
+from tests.conftest import missing_tool
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_APP = REPO / "examples" / "demo-app"
@@ -76,7 +77,7 @@ def timings(request: pytest.FixtureRequest) -> Iterator[Timings]:
 @pytest.fixture(scope="module")
 def docker_engine() -> None:
     if not docker_available():
-        pytest.skip(
+        missing_tool(
             "no Docker daemon answers `docker info`: start one with "
             "`scripts/testbed-setup.sh docker` (as root)"
         )

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from stagectl.sandbox.images import SANDBOX_RUN_OPTIONS, ImageBuilder, docker_available
+from tests.conftest import missing_tool
 
 pytestmark = pytest.mark.docker
 
@@ -235,7 +236,7 @@ class Lab:
 def images() -> dict[str, str]:
     """name -> content-keyed reference of every test-bed image (built when missing)."""
     if not docker_available(DOCKER):
-        pytest.skip(
+        missing_tool(
             "no Docker daemon answers `docker info` (start one: scripts/testbed-setup.sh docker)"
         )
     builder = ImageBuilder(out=lambda line: None)

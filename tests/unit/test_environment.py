@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stagectl.environment import ALL_VARS, INVENTORY, STAGING_VARS, VAULT, load_environment, record_allocations
+from stagectl.environment import (
+    ALL_VARS,
+    INVENTORY,
+    STAGING_VARS,
+    VAULT,
+    load_environment,
+    record_allocations,
+)
 from stagectl.errors import EnvironmentInvalid
 from stagectl.vault import decrypt, read_password_file, write_vault
 from tests.conftest import EnvFixture
