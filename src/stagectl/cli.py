@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -16,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from stagectl import environment, plan as plan_mod, troubleshooting, vault
-from stagectl.errors import EnvironmentInvalid, StagectlError
+from stagectl.errors import EnvironmentInvalid, Interrupted, StagectlError
 from stagectl.runner import RunResult
 
 if TYPE_CHECKING:
@@ -576,11 +577,21 @@ def secrets_generate(env: EnvDir = Path("."), vault_password_file: VaultFile = N
         console.print("the vault already holds every secret; nothing changed")
 
 
+def _raise_interrupted(signum: int, _frame: object) -> None:
+    raise Interrupted(signum)
+
+
 def main() -> None:
     # Ansible and ansible-runner read these; a user's stray setting must not leak secrets to logs.
     os.environ.setdefault("ANSIBLE_NOCOLOR", "1")
+    # Both signals unwind the stack (click would turn a KeyboardInterrupt into exit 1), so every
+    # `finally` removes its temporary files; a running playbook is stopped by the runner itself.
+    signal.signal(signal.SIGINT, _raise_interrupted)
+    signal.signal(signal.SIGTERM, _raise_interrupted)
     try:
         app()
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        raise SystemExit(130) from None
+    except (Interrupted, KeyboardInterrupt) as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        print(f"interrupted ({signal.Signals(signum).name}): stopped",
+              file=sys.stderr)
+        raise SystemExit(128 + signum) from None

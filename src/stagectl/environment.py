@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 
-from stagectl import ports
+from stagectl import ports, yamlfile
 from stagectl.errors import EnvironmentInvalid, Problem, VaultError
 from stagectl.model import (
     Environment,
@@ -26,6 +26,8 @@ from stagectl.model import (
     Project,
     StagingSettings,
     Vault,
+    password_advice,
+    plain_passwords,
     without_ansible_variables,
 )
 from stagectl.vault import bcrypt_matches, decrypt, read_password_file
@@ -36,6 +38,9 @@ STAGING_VARS = "group_vars/staging.yml"
 VAULT = "group_vars/vault.yml"
 ENVIRONMENT_FILES = (INVENTORY, ALL_VARS, STAGING_VARS, VAULT)
 VAULT_PASSWORD_ENV = "STAGECTL_VAULT_PASSWORD_FILE"
+# Set by `stagectl plan` for its own Ansible runs: the vars plugin then allocates omitted ports in
+# memory exactly as plan did, before plan writes them into the inventory (only once all passed).
+ALLOCATE_PORTS_ENV = "STAGECTL_ALLOCATE_PORTS"
 
 
 def default_vault_password_file(root: Path) -> Path:
@@ -120,7 +125,8 @@ def _problem(model: type[BaseModel], file: str, prefix: str, error: Any, data: A
     if kind == "missing":
         return Problem(file, where, "is required but missing")
     message = error["msg"].removeprefix("Value error, ")
-    if kind in ("int_parsing", "bool_parsing", "string_type", "dict_type", "list_type", "model_type"):
+    # The vault's values are secrets: its messages never quote what was found.
+    if file != VAULT and kind in ("int_parsing", "bool_parsing", "string_type", "dict_type", "list_type", "model_type"):
         message = f"{message} (got {error.get('input')!r})"
     return Problem(file, where, message)
 
@@ -128,7 +134,10 @@ def _problem(model: type[BaseModel], file: str, prefix: str, error: Any, data: A
 def _read_yaml(root: Path, rel: str, collector: _Collector) -> Any:
     path = root / rel
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        collector.add(rel, f"byte {exc.start}", "is not UTF-8 text", "save the file as UTF-8")
+        return None
     except FileNotFoundError:
         collector.add(rel, "", "file is missing", f"expected at {path}; `stagectl init` creates the layout")
         return None
@@ -136,12 +145,10 @@ def _read_yaml(root: Path, rel: str, collector: _Collector) -> Any:
         collector.add(rel, "", f"cannot be read: {exc.strerror}")
         return None
     try:
-        return yaml.safe_load(text) or {}
+        return yamlfile.load(text) or {}
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        reason = getattr(exc, "problem", None) or str(exc)
-        collector.add(rel, where, f"is not valid YAML: {reason}")
+        where, reason = yamlfile.describe(exc)
+        collector.add(rel, where, f"is not valid YAML: {reason}", "fix the line named; nothing was changed")
         return None
 
 
@@ -216,6 +223,61 @@ def _check_vault(vault_data: Any, projects: list[Project], collector: _Collector
     return vault
 
 
+def _check_plain_passwords(inventory_data: Any, group_data: dict[str, Any], collector: _Collector) -> None:
+    """Connection passwords in plain text, in group vars or the inventory's group vars."""
+    try:
+        inventory_vars = inventory_data["staging"]["vars"]
+    except (KeyError, TypeError):
+        inventory_vars = None
+    places = [(INVENTORY, "staging.vars.", inventory_vars), *((f, "", d) for f, d in group_data.items())]
+    for file, prefix, data in places:
+        for key in plain_passwords(data):
+            collector.add(file, prefix + key, password_advice([key]))
+
+
+def secret_values(vault_data: Any) -> set[str]:
+    """Every string in the decrypted vault long enough to be recognised in a message."""
+    found: set[str] = set()
+    stack = [vault_data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, (str, int, float)) and not isinstance(node, bool) and len(str(node)) >= 6:
+            found.add(str(node))
+    return found
+
+
+def mask_secrets(problems: list[Problem], secrets: set[str]) -> list[Problem]:
+    """The problems with every vault value replaced by '***': a message must never show a secret."""
+    if not secrets:
+        return problems
+    ordered = sorted(secrets, key=len, reverse=True)
+
+    def mask(text: str) -> str:
+        for secret in ordered:
+            text = text.replace(secret, "***")
+        return text
+
+    return [Problem(p.file, mask(p.field), mask(p.message), mask(p.hint)) for p in problems]
+
+
+def local_source_problems(env: Environment) -> list[Problem]:
+    """Projects whose `repo:` is a local path that is not a directory here, on the controller:
+    the project role ships it from here, and would fail only on the server's turn."""
+    problems: list[Problem] = []
+    for index, project in enumerate(env.projects):
+        if project.repo.startswith("/") and not Path(project.repo).is_dir():
+            problems.append(Problem(
+                INVENTORY, f"staging.vars.projects[{index}] (name={project.name}).repo",
+                f"'{project.repo}' is a local path, but no such directory exists on this machine",
+                "give the directory of the app's source checkout, or its git URL",
+            ))
+    return problems
+
+
 def load_environment(
     root: Path,
     *,
@@ -240,6 +302,7 @@ def load_environment(
         except VaultError as exc:
             collector.add(VAULT, "", str(exc), exc.hint)
 
+    _check_plain_passwords(inventory_data, {ALL_VARS: all_data, STAGING_VARS: staging_data}, collector)
     inventory = collector.validate(Inventory, inventory_data, INVENTORY) if inventory_data is not None else None
     settings = (
         collector.validate(GlobalSettings, without_ansible_variables(all_data), ALL_VARS)
@@ -285,7 +348,7 @@ def load_environment(
         vault = _check_vault(vault_data, env.projects if env else [], collector)
 
     if collector.problems or env is None:
-        raise EnvironmentInvalid(collector.problems)
+        raise EnvironmentInvalid(mask_secrets(collector.problems, secret_values(vault_data)))
     return LoadedEnvironment(root=root, env=env, vault=vault, allocated=allocated)
 
 

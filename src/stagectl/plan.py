@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -9,8 +10,15 @@ from pathlib import Path
 
 import yaml
 
-from stagectl.environment import INVENTORY, load_environment, record_allocations
-from stagectl.errors import EnvironmentInvalid, Problem
+from stagectl.environment import (
+    ALLOCATE_PORTS_ENV,
+    INVENTORY,
+    load_environment,
+    local_source_problems,
+    record_allocations,
+)
+from stagectl.errors import EnvironmentInvalid, Interrupted, Problem
+from stagectl import yamlfile
 from stagectl.render import RenderedFile, render_environment
 from stagectl.runner import ProgressCallback
 from stagectl.validate import Check, run_checks
@@ -41,7 +49,7 @@ class PlanReport:
 def project_names(root: Path) -> list[str]:
     """Project names from the inventory alone, for commands that must work on a partial vault."""
     try:
-        data = yaml.safe_load((root / INVENTORY).read_text()) or {}
+        data = yamlfile.load((root / INVENTORY).read_text()) or {}
         projects = data["staging"]["vars"].get("projects") or []
         return [str(p["name"]) for p in projects]
     except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
@@ -63,15 +71,27 @@ def plan(
     syntax checks): they do not depend on the environment, and `deploy` need not repeat them."""
     root = root.resolve()
     loaded = load_environment(root, vault_password_file=vault_password_file)
-    # Allocations are recorded only once the whole environment is valid, so a failed plan
-    # leaves the user's files exactly as they were.
-    record_allocations(root, loaded.allocated)
+    local = local_source_problems(loaded.env)
+    if local:
+        raise EnvironmentInvalid(local)
     started = time.monotonic()
-    files = render_environment(root, out, vault_password_file, on_progress=on_progress)
+    # Allocated ports stay in memory (the vars plugin allocates the same ones) until the whole
+    # plan passed: a failed or interrupted plan leaves the user's files exactly as they were.
+    allocating = {ALLOCATE_PORTS_ENV: "1"} if loaded.allocated else {}
+    fresh_out = not out.exists()
+    try:
+        files = render_environment(root, out, vault_password_file, on_progress=on_progress, extra_env=allocating)
+    except Interrupted:
+        if fresh_out:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     rendered = time.monotonic()
     checks = run_checks(
-        files, root=root, vault_password_file=vault_password_file, lint_collection=lint_collection
+        files, root=root, vault_password_file=vault_password_file, lint_collection=lint_collection,
+        extra_env=allocating,
     )
+    if all(c.status != "failed" for c in checks):
+        record_allocations(root, loaded.allocated)
     return PlanReport(
         hosts=sorted(loaded.env.inventory.staging.hosts),
         files=files,
