@@ -123,12 +123,42 @@ def _problem(model: type[BaseModel], file: str, prefix: str, error: Any, data: A
         hint = f"did you mean '{close[0]}'?" if close else (f"known keys: {', '.join(known)}" if known else "")
         return Problem(file, where, f"unknown key '{loc[-1]}'", hint)
     if kind == "missing":
-        return Problem(file, where, "is required but missing")
+        return Problem(file, where, "is required but missing", "add this key")
     message = error["msg"].removeprefix("Value error, ")
+    hint = _builtin_hint(kind, error.get("ctx") or {}, file)
     # The vault's values are secrets: its messages never quote what was found.
     if file != VAULT and kind in ("int_parsing", "bool_parsing", "string_type", "dict_type", "list_type", "model_type"):
         message = f"{message} (got {error.get('input')!r})"
-    return Problem(file, where, message)
+    return Problem(file, where, message, hint)
+
+
+def _builtin_hint(kind: str, ctx: dict[str, Any], file: str) -> str:
+    """What to do about pydantic's own checks (ours say it in their message)."""
+    bounds = [f"{word} {ctx[key]}" for key, word in
+              (("ge", "at least"), ("gt", "above"), ("le", "at most"), ("lt", "below")) if key in ctx]
+    hints = {
+        "greater_than_equal": f"write a number {' and '.join(bounds)}",
+        "greater_than": f"write a number {' and '.join(bounds)}",
+        "less_than_equal": f"write a number {' and '.join(bounds)}",
+        "less_than": f"write a number {' and '.join(bounds)}",
+        "int_parsing": "write a whole number, e.g. 100",
+        "int_type": "write a whole number, e.g. 100",
+        "bool_parsing": "write true or false",
+        "bool_type": "write true or false",
+        "string_type": "write it as text (in quotes when it looks like a number)",
+        "string_pattern_mismatch": "use only the characters the pattern allows",
+        "string_too_short": (
+            "run `stagectl secrets generate` after removing it to get a strong one"
+            if file == VAULT else "make it longer"
+        ),
+        "too_short": "add at least one entry",
+        "literal_error": "use one of the values listed",
+        "dict_type": "write a mapping of `key: value` lines",
+        "model_type": "write a mapping of `key: value` lines",
+        "list_type": "write a list (`- item` lines or [a, b])",
+        "url_parsing": "write a whole URL with https://",
+    }
+    return hints.get(kind, "")
 
 
 def _read_yaml(root: Path, rel: str, collector: _Collector) -> Any:
@@ -163,19 +193,20 @@ def _check_projects(
             collector.add(
                 INVENTORY, f"{where}.name",
                 f"project name '{project.name}' is used twice (also projects[{seen_names[project.name]}])",
-                "every project needs its own name",
+                "give every project its own name",
             )
         seen_names.setdefault(project.name, index)
         if project.domain in seen_domains:
             collector.add(
                 INVENTORY, f"{where}.domain",
                 f"domain '{project.domain}' is used twice (also projects[{seen_domains[project.domain]}])",
-                "every project needs its own domain",
+                "give every project its own domain",
             )
         elif project.domain in env_domain_names:
             collector.add(
                 INVENTORY, f"{where}.domain",
                 f"domain '{project.domain}' is reserved for the shared monitoring services",
+                "give the project another domain",
             )
         seen_domains.setdefault(project.domain, index)
 

@@ -327,7 +327,7 @@ class Host(BaseModel):
         if unknown:
             raise ValueError(
                 f"unknown host variable(s) {', '.join(sorted(unknown))}: a host takes only "
-                "ansible_* connection variables; settings go in group_vars"
+                "ansible_* connection variables; move settings to group_vars/all.yml"
             )
         return self
 
@@ -484,7 +484,9 @@ class Paths(Strict):
     def _absolute(self) -> Paths:
         for key, value in self.model_dump().items():
             if not value.startswith("/") or value.rstrip("/") in ("", "/"):
-                raise ValueError(f"paths.{key} must be an absolute directory other than /")
+                raise ValueError(
+                    f"paths.{key} must be an absolute directory other than /: write e.g. /opt/{key}"
+                )
         return self
 
     @model_validator(mode="after")
