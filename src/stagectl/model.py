@@ -17,7 +17,7 @@ import re
 import urllib.parse
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from stagectl import oncalendar
 
@@ -392,11 +392,11 @@ class SharedServices(Strict):
     def _consistent(self) -> SharedServices:
         # The shared_monitoring role's preflight refuses the same on the server, after the files.
         needs = (
-            ("prometheus", None, "Prometheus is the core of the stack (scraping, alerting, the "
-             "deploy's own checks): set prometheus.enabled to true"),
+            ("prometheus", None, ("Prometheus is the core of the stack (scraping, alerting, the "
+                                  "deploy's own checks): set prometheus.enabled to true")),
             ("alloy", "loki", "alloy ships logs to Loki, which is switched off: switch loki on or alloy off"),
-            ("nginx_exporter", "nginx", "nginx_exporter reads the main nginx's status, which is "
-             "switched off: switch nginx on or nginx_exporter off"),
+            ("nginx_exporter", "nginx", ("nginx_exporter reads the main nginx's status, which is "
+                                         "switched off: switch nginx on or nginx_exporter off")),
         )
         for service, needed, advice in needs:
             if needed is None and not getattr(self, service).enabled:

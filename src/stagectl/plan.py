@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from stagectl import yamlfile
 from stagectl.environment import (
     ALLOCATE_PORTS_ENV,
     INVENTORY,
@@ -18,7 +19,6 @@ from stagectl.environment import (
     record_allocations,
 )
 from stagectl.errors import EnvironmentInvalid, Interrupted, Problem
-from stagectl import yamlfile
 from stagectl.render import RenderedFile, render_environment
 from stagectl.runner import ProgressCallback
 from stagectl.validate import Check, run_checks

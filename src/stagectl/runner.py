@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import ansible_runner
 
@@ -183,7 +183,7 @@ class _StopOnSignal:
     def _handle(self, signum: int, _frame: Any) -> None:
         self.signum = signum
 
-    def __enter__(self) -> _StopOnSignal:
+    def __enter__(self) -> Self:
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 self._previous[signum] = signal.signal(signum, self._handle)

@@ -84,7 +84,7 @@ def _check_expansion(root: Node) -> None:
 def load(text: str | bytes) -> Any:
     """Parse one YAML document strictly. Raises yaml.YAMLError (with a mark) on any problem."""
     try:
-        return yaml.load(text, Loader=StrictLoader)  # noqa: S506 - StrictLoader is a SafeLoader
+        return yaml.load(text, Loader=StrictLoader)  # StrictLoader is a SafeLoader
     except RecursionError:
         raise yaml.YAMLError("it is nested too deeply to read: flatten the structure") from None
 
