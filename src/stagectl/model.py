@@ -293,6 +293,35 @@ class ProjectApp(Strict):
         "(vault_projects.<name>.app_secrets)",
     )
 
+    @model_validator(mode="after")
+    def _consistent(self) -> ProjectApp:
+        python_name = r"[A-Za-z_][A-Za-z0-9_]*"
+        module = rf"{python_name}(\.{python_name})*"
+        if self.wsgi is not None and not re.fullmatch(rf"{module}(:{python_name})?", self.wsgi):
+            raise ValueError(
+                f"wsgi '{self.wsgi}' is not module:attribute: write e.g. config.wsgi:application"
+            )
+        if self.settings is not None and not re.fullmatch(module, self.settings):
+            raise ValueError(
+                f"settings '{self.settings}' is not a Python module path: write e.g. "
+                "config.settings.staging"
+            )
+        for key, example in (("requirements", "requirements.txt"), ("dockerfile", "Dockerfile")):
+            value = getattr(self, key)
+            if value is not None and (value.startswith("/") or ".." in value.split("/") or not value.strip()):
+                raise ValueError(
+                    f"{key} '{value}' must be a path inside the repository: write e.g. {example}"
+                )
+        both = sorted(set(self.env) & set(self.secrets))
+        if both:
+            raise ValueError(
+                f"{', '.join(both)} is both in env (plain) and in secrets (vault): keep it in secrets "
+                "and remove it from env"
+            )
+        if len(set(self.secrets)) != len(self.secrets):
+            raise ValueError("secrets lists a name twice: remove the repeated one")
+        return self
+
 
 class Project(Strict):
     name: Slug
