@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
+from ruamel.yaml.util import load_yaml_guess_indent
 
 from stagectl import ports, yamlfile
 from stagectl.errors import EnvironmentInvalid, Problem, VaultError
@@ -390,8 +391,12 @@ def record_allocations(root: Path, allocated: dict[str, dict[str, int]]) -> None
     path = root / INVENTORY
     rt = YAML()
     rt.preserve_quotes = True
-    rt.indent(mapping=2, sequence=4, offset=2)
-    data = rt.load(path.read_text())
+    text = path.read_text()
+    # Keep the file's own indentation: only the new port lines may change.
+    _, indent, offset = load_yaml_guess_indent(text)
+    indent, offset = indent or 2, offset or 0
+    rt.indent(mapping=indent, sequence=indent + offset, offset=offset)
+    data = rt.load(text)
     for project in data["staging"]["vars"]["projects"]:
         new_ports = allocated.get(project["name"])
         if new_ports:

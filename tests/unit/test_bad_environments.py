@@ -515,3 +515,20 @@ def test_schedules_systemd_refuses_are_refused(schedule: str) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze and schedule:
         assert subprocess.run([analyze, "calendar", schedule], capture_output=True, check=False).returncode != 0
+
+
+def test_recorded_ports_change_only_the_port_lines(template: Template, tmp_path: Path) -> None:
+    from stagectl.environment import load_environment, record_allocations
+
+    root = tmp_path / "env"
+    shutil.copytree(template.root, root)
+    inventory = root / INVENTORY
+    original = inventory.read_text()
+    inventory.write_text(original.replace(BERYL_PORTS, ""))
+    loaded = load_environment(root)
+    assert loaded.allocated == {"beryl3": {"postgres": 5432, "django": 8000, "redis": 6379}}
+    record_allocations(root, loaded.allocated)
+    # Same layout as `stagectl init` wrote (no re-indented file); the ports come back at the end.
+    written = inventory.read_text()
+    assert written.replace(BERYL_PORTS, "") == original.replace(BERYL_PORTS, "")
+    assert BERYL_PORTS.replace("      ports:\n", "") in written
