@@ -81,15 +81,16 @@ def plan(
     fresh_out = not out.exists()
     try:
         files = render_environment(root, out, vault_password_file, on_progress=on_progress, extra_env=allocating)
+        rendered = time.monotonic()
+        checks = run_checks(
+            files, root=root, vault_password_file=vault_password_file, lint_collection=lint_collection,
+            extra_env=allocating,
+        )
     except Interrupted:
+        # A plan that did not finish leaves nothing behind, not even its complete renders.
         if fresh_out:
             shutil.rmtree(out, ignore_errors=True)
         raise
-    rendered = time.monotonic()
-    checks = run_checks(
-        files, root=root, vault_password_file=vault_password_file, lint_collection=lint_collection,
-        extra_env=allocating,
-    )
     if all(c.status != "failed" for c in checks):
         record_allocations(root, loaded.allocated)
     return PlanReport(

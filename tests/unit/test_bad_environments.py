@@ -428,8 +428,9 @@ def test_ports_are_allocated_in_memory_for_the_render(template: Template, tmp_pa
     assert inventory.read_bytes() == before
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_stops_the_render_cleanly(template: Template, tmp_path: Path, signum: int) -> None:
+@pytest.mark.parametrize(("signum", "phase"), [(signal.SIGTERM, "render"), (signal.SIGINT, "render"),
+                                               (signal.SIGTERM, "checks")])
+def test_a_signal_stops_plan_cleanly(template: Template, tmp_path: Path, signum: int, phase: str) -> None:
     root = tmp_path / "env"
     shutil.copytree(template.root, root)
     out = tmp_path / "out"
@@ -440,12 +441,15 @@ def test_a_signal_stops_the_render_cleanly(template: Template, tmp_path: Path, s
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
-        # Rendering has started once ansible-playbook runs for this environment.
-        for _ in range(600):
-            if _playbooks_for(root) or proc.poll() is not None:
+        # Rendering has started once ansible-playbook runs for this environment; the checks once
+        # ansible-lint runs for this plan.
+        started = (lambda: _playbooks_for(root)) if phase == "render" else (lambda: _linters_of(proc.pid))
+        for _ in range(1200):
+            if started() or proc.poll() is not None:
                 break
             time.sleep(0.1)
-        assert _playbooks_for(root), "the render never started"
+        assert started(), f"the {phase} never started"
+        children = started()
         proc.send_signal(signum)
         output, _ = proc.communicate(timeout=60)
     finally:
@@ -459,8 +463,34 @@ def test_a_signal_stops_the_render_cleanly(template: Template, tmp_path: Path, s
             break
         time.sleep(0.1)
     assert not _playbooks_for(root), "ansible-playbook outlived stagectl"
+    for _ in range(50):
+        if not any(_alive(pid) for pid in children):
+            break
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in children), "a child outlived stagectl"
     assert not out.exists()
     assert _snapshot(root) == before
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie waiting for a reaper."""
+    try:
+        return (Path(f"/proc/{pid}") / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _linters_of(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            argv = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"ansible-lint" in argv:
+            found.append(int(entry.name))
+    return found
 
 
 def _playbooks_for(root: Path) -> list[int]:
