@@ -127,8 +127,9 @@ def plan(
 
 
 def _print_plan(console: Console, report: plan_mod.PlanReport, kept: Path | None) -> None:
+    where = "written to inventory/staging.yml" if report.ok else "not written: the plan failed"
     for name, ports in report.allocated.items():
-        console.print(f"allocated ports for {name}: {ports} (written to inventory/staging.yml)", markup=False)
+        console.print(f"allocated ports for {name}: {ports} ({where})", markup=False)
     failed = [c for c in report.checks if c.status == "failed"]
     for check in failed:
         console.print(f"[bold red]FAILED[/] {check.tool} {check.target}", markup=True)

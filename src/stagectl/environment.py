@@ -27,6 +27,7 @@ from stagectl.model import (
     Project,
     StagingSettings,
     Vault,
+    login_user_problem,
     password_advice,
     plain_passwords,
     without_ansible_variables,
@@ -265,6 +266,9 @@ def _check_plain_passwords(inventory_data: Any, group_data: dict[str, Any], coll
     for file, prefix, data in places:
         for key in plain_passwords(data):
             collector.add(file, prefix + key, password_advice([key]))
+        user = login_user_problem(data)
+        if user:
+            collector.add(file, prefix + "ansible_user", user)
 
 
 def secret_values(vault_data: Any) -> set[str]:

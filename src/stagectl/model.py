@@ -348,6 +348,9 @@ class Host(BaseModel):
         found = plain_passwords(self.model_extra or {})
         if found:
             raise ValueError(password_advice(found))
+        user = login_user_problem(self.model_extra or {})
+        if user:
+            raise ValueError(user)
         return self
 
     @model_validator(mode="after")
@@ -648,6 +651,28 @@ def plain_passwords(data: Any) -> list[str]:
         if str(key) in PASSWORD_VARIABLES and value not in (None, "")
         and not (isinstance(value, str) and value.strip().startswith("{{"))
     )
+
+
+LOGIN_USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+
+
+def login_user_problem(data: Any) -> str:
+    """What is wrong with `ansible_user` in `data` ("" when nothing): the security role turns
+    root logins off, so the deploy must log in as the user `stagectl bootstrap` made."""
+    if not isinstance(data, dict) or data.get("ansible_user") is None:
+        return ""
+    user = str(data["ansible_user"])
+    if user == "root":
+        return (
+            "ansible_user is root, but the deploy turns root logins off: run `stagectl bootstrap "
+            "--as root@HOST` once and set ansible_user: ansible"
+        )
+    if not LOGIN_USER_RE.match(user):
+        return (
+            f"ansible_user '{user}' is not a user name: write lowercase letters, digits, '_' and "
+            "'-', e.g. ansible"
+        )
+    return ""
 
 
 def password_advice(found: list[str]) -> str:

@@ -305,6 +305,10 @@ CASES = [
          "duplicate key 'docker'"),
     Case("ansible-password-in-all", append(ALL_VARS, "ansible_password: Hunter2Hunter2\n"), ALL_VARS,
          "ansible_password", "holds a password in plain text", hidden=("Hunter2Hunter2",)),
+    Case("login-as-root", replace(ALL_VARS, "ansible_user: ansible", "ansible_user: root"), ALL_VARS,
+         "ansible_user", "run `stagectl bootstrap --as root@HOST` once"),
+    Case("login-user-with-dot", replace(INVENTORY, HOST, HOST + "      ansible_user: john.doe\n"), INVENTORY,
+         "staging.hosts.staging-server", "is not a user name"),
     Case("top-level-list", write_bytes(ALL_VARS, lambda _raw: b"- paths\n- docker\n"), ALL_VARS, "",
          "valid dictionary"),
     # --- group_vars/staging.yml ----------------------------------------------------------------
