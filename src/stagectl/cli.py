@@ -5,6 +5,7 @@ user's mistake."""
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -94,7 +95,7 @@ def init(
     for path in written:
         console.print(f"  {path.relative_to(directory)}", markup=False)
     console.print(f"Vault password file: {password_file} (mode 0600, outside the environment; back it up)", markup=False)
-    console.print("Next: [bold]stagectl plan --env " + str(directory) + "[/]")
+    console.print("Next: stagectl plan " + shlex.join(["--env", str(directory)]), markup=False)
 
 
 @app.command()
@@ -455,7 +456,7 @@ def sandbox_up(
     for component in written.disabled:
         console.print(f"left out: {component.service} ({component.image}): {component.reason}", markup=False)
     target = sandbox_env.bootstrap_target(info)
-    env_args = f"--env {root} --vault-password-file {password_file}"
+    env_args = shlex.join(["--env", str(root), "--vault-password-file", str(password_file)])
     if not deploy_too:
         console.print("next:", markup=False)
         console.print(f"  stagectl bootstrap {env_args} --as {target.login} --key {target.connect_key}", markup=False)

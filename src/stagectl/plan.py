@@ -82,9 +82,9 @@ def plan(
     try:
         files = render_environment(root, out, vault_password_file, on_progress=on_progress, extra_env=allocating)
         rendered = time.monotonic()
+        # --syntax-check does not consult the vars plugin: it needs no allocation.
         checks = run_checks(
-            files, root=root, vault_password_file=vault_password_file, lint_collection=lint_collection,
-            extra_env=allocating,
+            files, root=root, vault_password_file=vault_password_file, lint_collection=lint_collection
         )
     except Interrupted:
         # A plan that did not finish leaves nothing behind, not even its complete renders.

@@ -61,8 +61,8 @@ def run_tool(tool: str, args: list[str], target: str, package: str, *, cwd: Path
 # --- collection-level checks --------------------------------------------------------------------
 
 
-def syntax_checks(root: Path, vault_password_file: Path, extra_env: dict[str, str] | None = None) -> list[Check]:
-    env = {**collection.ansible_env(), **(extra_env or {}), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+def syntax_checks(root: Path, vault_password_file: Path) -> list[Check]:
+    env = {**collection.ansible_env(), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     return [
         run_tool(
             "ansible-playbook",
@@ -139,8 +139,7 @@ def _check_file(file: RenderedFile, checkers: dict[str, list[FileChecker]]) -> l
 
 
 def run_checks(
-    files: Iterable[RenderedFile], *, root: Path, vault_password_file: Path, lint_collection: bool = True,
-    extra_env: dict[str, str] | None = None,
+    files: Iterable[RenderedFile], *, root: Path, vault_password_file: Path, lint_collection: bool = True
 ) -> list[Check]:
     checkers = _checkers()
     files = list(files)
@@ -150,7 +149,7 @@ def run_checks(
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
         try:
             lint = pool.submit(ansible_lint) if lint_collection else None
-            syntax = pool.submit(syntax_checks, root, vault_password_file, extra_env) if lint_collection else None
+            syntax = pool.submit(syntax_checks, root, vault_password_file) if lint_collection else None
             per_file = list(pool.map(lambda f: _check_file(f, checkers), files))
             results = [check for checks in per_file for check in checks]
             if syntax is not None and lint is not None:

@@ -344,7 +344,7 @@ CASES = [
     Case("vault-not-encrypted", write_bytes(VAULT, lambda _raw: b"vault_grafana_admin_password: x\n"), VAULT, "",
          "ansible-vault encrypt"),
     Case("vault-secret-wrong-type", vault(_set("vault_grafana_admin_password", 12345678901234567890)), VAULT,
-         "vault_grafana_admin_password", "valid string"),
+         "vault_grafana_admin_password", "valid string", hidden=("12345678901234567890",)),
     Case("vault-password-not-url-safe", vault(_set("vault_projects.beryl3.postgres_password", "p@ss/w0rd:with-symbols")),
          VAULT, "vault_projects.beryl3.postgres_password", "should match pattern", hidden=("p@ss/w0rd:with-symbols",)),
     Case("vault-secret-too-short", vault(_set("vault_grafana_secret_key", "Sh0rtSecret")), VAULT,
