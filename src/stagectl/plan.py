@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -17,8 +17,10 @@ from stagectl.environment import (
     load_environment,
     local_source_problems,
     record_allocations,
+    secret_values,
 )
-from stagectl.errors import EnvironmentInvalid, Interrupted, Problem
+from stagectl.errors import EnvironmentInvalid, Interrupted, Problem, RenderFailed
+from stagectl.model import Vault
 from stagectl.render import RenderedFile, render_environment
 from stagectl.runner import ProgressCallback
 from stagectl.validate import Check, run_checks
@@ -59,6 +61,15 @@ def project_names(root: Path) -> list[str]:
         ) from None
 
 
+def _mask(text: str, vault: Vault | None) -> str:
+    """Ansible's and the validators' messages may quote a rendered secret: never show one."""
+    if vault is None:
+        return text
+    for secret in sorted(secret_values(vault.model_dump()), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
 def plan(
     root: Path,
     out: Path,
@@ -91,6 +102,9 @@ def plan(
         if fresh_out:
             shutil.rmtree(out, ignore_errors=True)
         raise
+    except RenderFailed as exc:
+        raise RenderFailed(_mask(str(exc), loaded.vault), exc.hint) from None
+    checks = [replace(c, message=_mask(c.message, loaded.vault)) for c in checks]
     if all(c.status != "failed" for c in checks):
         record_allocations(root, loaded.allocated)
     return PlanReport(

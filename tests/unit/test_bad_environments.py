@@ -566,3 +566,14 @@ def test_recorded_ports_change_only_the_port_lines(template: Template, tmp_path:
     written = inventory.read_text()
     assert written.replace(BERYL_PORTS, "") == original.replace(BERYL_PORTS, "")
     assert BERYL_PORTS.replace("      ports:\n", "") in written
+
+
+def test_messages_after_the_model_mask_vault_values(template: Template) -> None:
+    from stagectl.environment import load_environment
+    from stagectl.plan import _mask
+
+    loaded = load_environment(template.root, vault_password_file=template.key)
+    assert loaded.vault is not None
+    secret = loaded.vault.vault_grafana_admin_password
+    masked = _mask(f"template error near 'password = {secret}'", loaded.vault)
+    assert secret not in masked and "password = ***" in masked
