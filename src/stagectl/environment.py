@@ -300,6 +300,26 @@ def mask_secrets(problems: list[Problem], secrets: set[str]) -> list[Problem]:
     return [Problem(p.file, mask(p.field), mask(p.message), mask(p.hint)) for p in problems]
 
 
+# Special-use top-level domains (RFC 2606, RFC 6761, mDNS) no public CA issues certificates for.
+SPECIAL_USE_TLDS = frozenset({"test", "example", "invalid", "localhost", "local", "internal"})
+
+
+def certificate_problems(env: Environment) -> list[Problem]:
+    """Let's Encrypt refuses special-use names: found here instead of by certbot on the server."""
+    if env.staging.certificates.provider != "letsencrypt":
+        return []
+    domains = [env.server_domain, *(p.domain for p in env.projects)]
+    special = [d for d in domains if d.rsplit(".", 1)[-1] in SPECIAL_USE_TLDS]
+    if not special:
+        return []
+    return [Problem(
+        STAGING_VARS, "certificates.provider",
+        f"letsencrypt cannot issue certificates for {', '.join(special)} (a special-use domain "
+        "no public CA serves)",
+        "set certificates.provider: selfsigned, or use public domain names",
+    )]
+
+
 def local_source_problems(env: Environment) -> list[Problem]:
     """Projects whose `repo:` is a local path that is not a directory here, on the controller:
     the project role ships it from here, and would fail only on the server's turn."""
@@ -378,6 +398,9 @@ def load_environment(
                 update={"vars": inventory.staging.vars.model_copy(update={"projects": projects})}
             )
             env = env.model_copy(update={"inventory": inventory.model_copy(update={"staging": group})})
+
+    if env is not None:
+        collector.problems.extend(certificate_problems(env))
 
     vault = None
     if vault_data is not None:

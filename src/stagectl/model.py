@@ -351,6 +351,13 @@ class Host(BaseModel):
         user = login_user_problem(self.model_extra or {})
         if user:
             raise ValueError(user)
+        port = (self.model_extra or {}).get("ansible_port")
+        if port is not None and not (isinstance(port, int) and not isinstance(port, bool) and 1 <= port <= 65535):
+            raise ValueError(f"ansible_port '{port}' is not a TCP port: write the SSH port as a number, e.g. 22")
+        if any(c.isspace() for c in self.ansible_host):
+            raise ValueError(
+                f"ansible_host '{self.ansible_host}' has a space: write the server's address or name alone"
+            )
         return self
 
     @model_validator(mode="after")
