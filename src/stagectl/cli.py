@@ -5,7 +5,9 @@ user's mistake."""
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Callable
@@ -18,7 +20,7 @@ from rich.table import Table
 
 from stagectl import environment, troubleshooting, vault
 from stagectl import plan as plan_mod
-from stagectl.errors import EnvironmentInvalid, StagectlError
+from stagectl.errors import EnvironmentInvalid, Interrupted, StagectlError
 from stagectl.runner import ProgressCallback, RunResult
 
 if TYPE_CHECKING:
@@ -96,7 +98,7 @@ def init(
     for path in written:
         console.print(f"  {path.relative_to(directory)}", markup=False)
     console.print(f"Vault password file: {password_file} (mode 0600, outside the environment; back it up)", markup=False)
-    console.print("Next: [bold]stagectl plan --env " + str(directory) + "[/]")
+    console.print("Next: stagectl plan " + shlex.join(["--env", str(directory)]), markup=False)
 
 
 @app.command()
@@ -129,8 +131,9 @@ def plan(
 
 
 def _print_plan(console: Console, report: plan_mod.PlanReport, kept: Path | None) -> None:
+    where = "written to inventory/staging.yml" if report.ok else "not written: the plan failed"
     for name, ports in report.allocated.items():
-        console.print(f"allocated ports for {name}: {ports} (written to inventory/staging.yml)", markup=False)
+        console.print(f"allocated ports for {name}: {ports} ({where})", markup=False)
     failed = [c for c in report.checks if c.status == "failed"]
     for check in failed:
         console.print(f"[bold red]FAILED[/] {check.tool} {check.target}", markup=True)
@@ -457,7 +460,7 @@ def sandbox_up(
     for component in written.disabled:
         console.print(f"left out: {component.service} ({component.image}): {component.reason}", markup=False)
     target = sandbox_env.bootstrap_target(info)
-    env_args = f"--env {root} --vault-password-file {password_file}"
+    env_args = shlex.join(["--env", str(root), "--vault-password-file", str(password_file)])
     if not deploy_too:
         console.print("next:", markup=False)
         console.print(f"  stagectl bootstrap {env_args} --as {target.login} --key {target.connect_key}", markup=False)
@@ -580,11 +583,21 @@ def secrets_generate(env: EnvDir = Path("."), vault_password_file: VaultFile = N
         console.print("the vault already holds every secret; nothing changed")
 
 
+def _raise_interrupted(signum: int, _frame: object) -> None:
+    raise Interrupted(signum)
+
+
 def main() -> None:
     # Ansible and ansible-runner read these; a user's stray setting must not leak secrets to logs.
     os.environ.setdefault("ANSIBLE_NOCOLOR", "1")
+    # Both signals unwind the stack (click would turn a KeyboardInterrupt into exit 1), so every
+    # `finally` removes its temporary files; a running playbook is stopped by the runner itself.
+    signal.signal(signal.SIGINT, _raise_interrupted)
+    signal.signal(signal.SIGTERM, _raise_interrupted)
     try:
         app()
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        raise SystemExit(130) from None
+    except (Interrupted, KeyboardInterrupt) as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        print(f"interrupted ({signal.Signals(signum).name}): stopped",
+              file=sys.stderr)
+        raise SystemExit(128 + signum) from None

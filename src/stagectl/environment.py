@@ -16,8 +16,9 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
+from ruamel.yaml.util import load_yaml_guess_indent
 
-from stagectl import ports
+from stagectl import ports, yamlfile
 from stagectl.errors import EnvironmentInvalid, Problem, VaultError
 from stagectl.model import (
     Environment,
@@ -26,6 +27,9 @@ from stagectl.model import (
     Project,
     StagingSettings,
     Vault,
+    login_user_problem,
+    password_advice,
+    plain_passwords,
     without_ansible_variables,
 )
 from stagectl.vault import bcrypt_matches, decrypt, read_password_file
@@ -36,6 +40,9 @@ STAGING_VARS = "group_vars/staging.yml"
 VAULT = "group_vars/vault.yml"
 ENVIRONMENT_FILES = (INVENTORY, ALL_VARS, STAGING_VARS, VAULT)
 VAULT_PASSWORD_ENV = "STAGECTL_VAULT_PASSWORD_FILE"
+# Set by `stagectl plan` for its own Ansible runs: the vars plugin then allocates omitted ports in
+# memory exactly as plan did, before plan writes them into the inventory (only once all passed).
+ALLOCATE_PORTS_ENV = "STAGECTL_ALLOCATE_PORTS"
 
 
 def default_vault_password_file(root: Path) -> Path:
@@ -121,17 +128,51 @@ def _problem(model: type[BaseModel], file: str, prefix: str, error: Any, data: A
         hint = f"did you mean '{close[0]}'?" if close else (f"known keys: {', '.join(known)}" if known else "")
         return Problem(file, where, f"unknown key '{loc[-1]}'", hint)
     if kind == "missing":
-        return Problem(file, where, "is required but missing")
+        return Problem(file, where, "is required but missing", "add this key")
     message = error["msg"].removeprefix("Value error, ")
-    if kind in ("int_parsing", "bool_parsing", "string_type", "dict_type", "list_type", "model_type"):
+    hint = _builtin_hint(kind, error.get("ctx") or {}, file)
+    # The vault's values are secrets: its messages never quote what was found.
+    if file != VAULT and kind in ("int_parsing", "bool_parsing", "string_type", "dict_type", "list_type", "model_type"):
         message = f"{message} (got {error.get('input')!r})"
-    return Problem(file, where, message)
+    return Problem(file, where, message, hint)
+
+
+def _builtin_hint(kind: str, ctx: dict[str, Any], file: str) -> str:
+    """What to do about pydantic's own checks (ours say it in their message)."""
+    bounds = [f"{word} {ctx[key]}" for key, word in
+              (("ge", "at least"), ("gt", "above"), ("le", "at most"), ("lt", "below")) if key in ctx]
+    hints = {
+        "greater_than_equal": f"write a number {' and '.join(bounds)}",
+        "greater_than": f"write a number {' and '.join(bounds)}",
+        "less_than_equal": f"write a number {' and '.join(bounds)}",
+        "less_than": f"write a number {' and '.join(bounds)}",
+        "int_parsing": "write a whole number, e.g. 100",
+        "int_type": "write a whole number, e.g. 100",
+        "bool_parsing": "write true or false",
+        "bool_type": "write true or false",
+        "string_type": "write it as text (in quotes when it looks like a number)",
+        "string_pattern_mismatch": "use only the characters the pattern allows",
+        "string_too_short": (
+            "run `stagectl secrets generate` after removing it to get a strong one"
+            if file == VAULT else "make it longer"
+        ),
+        "too_short": "add at least one entry",
+        "literal_error": "use one of the values listed",
+        "dict_type": "write a mapping of `key: value` lines",
+        "model_type": "write a mapping of `key: value` lines",
+        "list_type": "write a list (`- item` lines or [a, b])",
+        "url_parsing": "write a whole URL with https://",
+    }
+    return hints.get(kind, "")
 
 
 def _read_yaml(root: Path, rel: str, collector: _Collector) -> Any:
     path = root / rel
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        collector.add(rel, f"byte {exc.start}", "is not UTF-8 text", "save the file as UTF-8")
+        return None
     except FileNotFoundError:
         collector.add(rel, "", "file is missing", f"expected at {path}; `stagectl init` creates the layout")
         return None
@@ -139,12 +180,10 @@ def _read_yaml(root: Path, rel: str, collector: _Collector) -> Any:
         collector.add(rel, "", f"cannot be read: {exc.strerror}")
         return None
     try:
-        return yaml.safe_load(text) or {}
+        return yamlfile.load(text) or {}
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        reason = getattr(exc, "problem", None) or str(exc)
-        collector.add(rel, where, f"is not valid YAML: {reason}")
+        where, reason = yamlfile.describe(exc)
+        collector.add(rel, where, f"is not valid YAML: {reason}", "fix the line named; nothing was changed")
         return None
 
 
@@ -159,19 +198,20 @@ def _check_projects(
             collector.add(
                 INVENTORY, f"{where}.name",
                 f"project name '{project.name}' is used twice (also projects[{seen_names[project.name]}])",
-                "every project needs its own name",
+                "give every project its own name",
             )
         seen_names.setdefault(project.name, index)
         if project.domain in seen_domains:
             collector.add(
                 INVENTORY, f"{where}.domain",
                 f"domain '{project.domain}' is used twice (also projects[{seen_domains[project.domain]}])",
-                "every project needs its own domain",
+                "give every project its own domain",
             )
         elif project.domain in env_domain_names:
             collector.add(
                 INVENTORY, f"{where}.domain",
                 f"domain '{project.domain}' is reserved for the shared monitoring services",
+                "give the project another domain",
             )
         seen_domains.setdefault(project.domain, index)
 
@@ -219,6 +259,84 @@ def _check_vault(vault_data: Any, projects: list[Project], collector: _Collector
     return vault
 
 
+def _check_plain_passwords(inventory_data: Any, group_data: dict[str, Any], collector: _Collector) -> None:
+    """Connection passwords in plain text, in group vars or the inventory's group vars."""
+    try:
+        inventory_vars = inventory_data["staging"]["vars"]
+    except (KeyError, TypeError):
+        inventory_vars = None
+    places = [(INVENTORY, "staging.vars.", inventory_vars), *((f, "", d) for f, d in group_data.items())]
+    for file, prefix, data in places:
+        for key in plain_passwords(data):
+            collector.add(file, prefix + key, password_advice([key]))
+        user = login_user_problem(data)
+        if user:
+            collector.add(file, prefix + "ansible_user", user)
+
+
+def secret_values(vault_data: Any) -> set[str]:
+    """Every string in the decrypted vault long enough to be recognised in a message."""
+    found: set[str] = set()
+    stack = [vault_data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, (str, int, float)) and not isinstance(node, bool) and len(str(node)) >= 6:
+            found.add(str(node))
+    return found
+
+
+def mask_secrets(problems: list[Problem], secrets: set[str]) -> list[Problem]:
+    """The problems with every vault value replaced by '***': a message must never show a secret."""
+    if not secrets:
+        return problems
+    ordered = sorted(secrets, key=len, reverse=True)
+
+    def mask(text: str) -> str:
+        for secret in ordered:
+            text = text.replace(secret, "***")
+        return text
+
+    return [Problem(p.file, mask(p.field), mask(p.message), mask(p.hint)) for p in problems]
+
+
+# Special-use top-level domains (RFC 2606, RFC 6761, mDNS) no public CA issues certificates for.
+SPECIAL_USE_TLDS = frozenset({"test", "example", "invalid", "localhost", "local", "internal"})
+
+
+def certificate_problems(env: Environment) -> list[Problem]:
+    """Let's Encrypt refuses special-use names: found here instead of by certbot on the server."""
+    if env.staging.certificates.provider != "letsencrypt":
+        return []
+    domains = [env.server_domain, *(p.domain for p in env.projects)]
+    special = [d for d in domains if d.rsplit(".", 1)[-1] in SPECIAL_USE_TLDS]
+    if not special:
+        return []
+    return [Problem(
+        STAGING_VARS, "certificates.provider",
+        f"letsencrypt cannot issue certificates for {', '.join(special)} (a special-use domain "
+        "no public CA serves)",
+        "set certificates.provider: selfsigned, or use public domain names",
+    )]
+
+
+def local_source_problems(env: Environment) -> list[Problem]:
+    """Projects whose `repo:` is a local path that is not a directory here, on the controller:
+    the project role ships it from here, and would fail only on the server's turn."""
+    problems: list[Problem] = []
+    for index, project in enumerate(env.projects):
+        if project.repo.startswith("/") and not Path(project.repo).is_dir():
+            problems.append(Problem(
+                INVENTORY, f"staging.vars.projects[{index}] (name={project.name}).repo",
+                f"'{project.repo}' is a local path, but no such directory exists on this machine",
+                "give the directory of the app's source checkout, or its git URL",
+            ))
+    return problems
+
+
 def load_environment(
     root: Path,
     *,
@@ -243,6 +361,7 @@ def load_environment(
         except VaultError as exc:
             collector.add(VAULT, "", str(exc), exc.hint)
 
+    _check_plain_passwords(inventory_data, {ALL_VARS: all_data, STAGING_VARS: staging_data}, collector)
     inventory = collector.validate(Inventory, inventory_data, INVENTORY) if inventory_data is not None else None
     settings = (
         collector.validate(GlobalSettings, without_ansible_variables(all_data), ALL_VARS)
@@ -283,12 +402,15 @@ def load_environment(
             )
             env = env.model_copy(update={"inventory": inventory.model_copy(update={"staging": group})})
 
+    if env is not None:
+        collector.problems.extend(certificate_problems(env))
+
     vault = None
     if vault_data is not None:
         vault = _check_vault(vault_data, env.projects if env else [], collector)
 
     if collector.problems or env is None:
-        raise EnvironmentInvalid(collector.problems)
+        raise EnvironmentInvalid(mask_secrets(collector.problems, secret_values(vault_data)))
     return LoadedEnvironment(root=root, env=env, vault=vault, allocated=allocated)
 
 
@@ -299,8 +421,12 @@ def record_allocations(root: Path, allocated: dict[str, dict[str, int]]) -> None
     path = root / INVENTORY
     rt = YAML()
     rt.preserve_quotes = True
-    rt.indent(mapping=2, sequence=4, offset=2)
-    data = rt.load(path.read_text())
+    text = path.read_text()
+    # Keep the file's own indentation: only the new port lines may change.
+    _, indent, offset = load_yaml_guess_indent(text)
+    indent, offset = indent or 2, offset or 0
+    rt.indent(mapping=indent, sequence=indent + offset, offset=offset)
+    data = rt.load(text)
     for project in data["staging"]["vars"]["projects"]:
         new_ports = allocated.get(project["name"])
         if new_ports:

@@ -68,3 +68,11 @@ class RenderFailed(StagectlError):
 
 class ValidationFailed(StagectlError):
     """One or more rendered files were rejected by their upstream validator."""
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM stopped a run. Not a user error: the CLI exits 128 + the signal number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by signal {signum}")
+        self.signum = signum

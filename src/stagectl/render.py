@@ -29,6 +29,7 @@ def render_environment(
     out: Path,
     vault_password_file: Path,
     on_progress: ProgressCallback | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> list[RenderedFile]:
     """Render into `out/<host>/<path on server>`; return what was rendered, as the roles list it."""
     # ansible-runner changes directory: relative paths would silently find no inventory.
@@ -41,6 +42,7 @@ def render_environment(
         vault_password_file=vault_password_file,
         on_progress=on_progress,
         cwd=root,
+        extra_env=extra_env,
     )
     if not result.ok:
         details = [f"{f.host}: {f.task}: {f.message}" for f in result.failures] + result.errors

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -48,19 +47,15 @@ def missing(tool: str, package: str, target: str) -> Check:
 def run_tool(tool: str, args: list[str], target: str, package: str, *, cwd: Path | None = None,
              env: dict[str, str] | None = None, timeout: int = 300) -> Check:
     """Run one validator; its own output is the message when it fails."""
+    from stagectl.validators import base
+
     path = tool_path(tool)
     if path is None:
         return missing(tool, package, target)
-    try:
-        proc = subprocess.run(
-            [path, *args], cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True,
-            text=True, timeout=timeout, check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return Check(tool, target, "failed", f"{tool} did not finish within {timeout}s")
-    if proc.returncode == 0:
+    result = base.run([path, *args], cwd=cwd, env=env, timeout=timeout)
+    if result.returncode == 0:
         return Check(tool, target, "passed")
-    return Check(tool, target, "failed", (proc.stdout + proc.stderr).strip() or f"exit {proc.returncode}")
+    return Check(tool, target, "failed", result.output or f"exit {result.returncode}")
 
 
 # --- collection-level checks --------------------------------------------------------------------
@@ -148,12 +143,21 @@ def run_checks(
 ) -> list[Check]:
     checkers = _checkers()
     files = list(files)
+    from stagectl.validators import base
+
+    base.STOPPING.clear()
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        lint = pool.submit(ansible_lint) if lint_collection else None
-        syntax = pool.submit(syntax_checks, root, vault_password_file) if lint_collection else None
-        per_file = list(pool.map(lambda f: _check_file(f, checkers), files))
-        results = [check for checks in per_file for check in checks]
-        if syntax is not None and lint is not None:
-            results += syntax.result()
-            results.append(lint.result())
+        try:
+            lint = pool.submit(ansible_lint) if lint_collection else None
+            syntax = pool.submit(syntax_checks, root, vault_password_file) if lint_collection else None
+            per_file = list(pool.map(lambda f: _check_file(f, checkers), files))
+            results = [check for checks in per_file for check in checks]
+            if syntax is not None and lint is not None:
+                results += syntax.result()
+                results.append(lint.result())
+        except BaseException:
+            # A signal: end the validators, so that the pool's threads finish now.
+            pool.shutdown(wait=False, cancel_futures=True)
+            base.kill_running()
+            raise
     return results

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import binascii
 import os
 import secrets
 import string
@@ -11,8 +12,9 @@ from typing import Any
 
 import bcrypt
 import yaml
-from ansible.parsing.vault import AnsibleVaultError, VaultLib, VaultSecret
+from ansible.parsing.vault import AnsibleVaultError, AnsibleVaultFormatError, VaultLib, VaultSecret
 
+from stagectl import yamlfile
 from stagectl.errors import VaultError
 
 VAULT_ID = "default"
@@ -137,6 +139,13 @@ def decrypt(path: Path, password: bytes) -> Any:
             f"{path} does not exist",
             hint="the vault holds every secret; restore it, or run `stagectl init` for a new environment",
         ) from None
+    damage = vault_damage(raw)
+    if damage:
+        raise VaultError(
+            f"{path} is damaged: {damage}",
+            hint="restore it from version control or a backup (the vault password is not the "
+            "problem); after a merge, take one side of the conflict whole",
+        )
     lib = _vault_lib(password)
     if not lib.is_encrypted(raw):
         raise VaultError(
@@ -145,9 +154,51 @@ def decrypt(path: Path, password: bytes) -> Any:
         )
     try:
         plain = lib.decrypt(raw)
+    except AnsibleVaultFormatError:
+        raise VaultError(
+            f"{path} is damaged: its encrypted text cannot be read",
+            hint="restore it from version control or a backup (the vault password is not the problem)",
+        ) from None
     except AnsibleVaultError:
         raise VaultError(
             f"cannot decrypt {path} with the given vault password file",
             hint="check that --vault-password-file is the file `stagectl init` wrote for this environment",
         ) from None
-    return yaml.safe_load(plain) or {}
+    try:
+        return yamlfile.load(plain) or {}
+    except yaml.YAMLError as exc:
+        where, reason = yamlfile.describe(exc)
+        # The decrypted text is secret: name the line, never quote it.
+        raise VaultError(
+            f"{path} decrypts, but its content is not valid YAML ({where}: {reason})",
+            hint="fix it with `ansible-vault edit` and the same password file",
+        ) from None
+
+
+CONFLICT_MARKERS = (b"<<<<<<<", b"=======", b">>>>>>>")
+HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+
+
+def vault_damage(raw: bytes) -> str:
+    """Why an ansible-vault file cannot be whole, without the password; "" when it looks whole.
+
+    A truncated or merged vault fails its HMAC exactly like a wrong password would, so the
+    structure is checked first: a damaged file must not be blamed on the password.
+    """
+    lines = raw.splitlines()
+    if any(line.startswith(CONFLICT_MARKERS) for line in lines):
+        return "it holds git conflict markers (<<<<<<< ======= >>>>>>>)"
+    if not lines or not lines[0].startswith(b"$ANSIBLE_VAULT;"):
+        return ""  # not a vault at all: the caller says so
+    body = b"".join(line.strip() for line in lines[1:])
+    if not body:
+        return "it has the ansible-vault header but no encrypted text (truncated)"
+    if not set(body) <= HEX_DIGITS or len(body) % 2:
+        return "its encrypted text is cut off or altered (not whole hexadecimal)"
+    parts = binascii.unhexlify(body).split(b"\n")
+    if len(parts) != 3 or len(parts[0]) != 64 or len(parts[1]) != 64:
+        return "its encrypted text is cut off or altered (salt, checksum or data missing)"
+    cipher = parts[2]
+    if not cipher or len(cipher) % 32 or not set(cipher) <= HEX_DIGITS:
+        return "its encrypted text is cut off (truncated)"
+    return ""

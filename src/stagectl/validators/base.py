@@ -8,9 +8,12 @@ not run is never reported as a pass.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,14 +75,41 @@ class Result:
 def run(args: Sequence[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
         timeout: int = 120) -> Result:
     """Run a validator; never raises for a non-zero exit (that is the validator's verdict)."""
-    try:
-        proc = subprocess.run(
-            list(args), cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True,
-            text=True, timeout=timeout, check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return Result(124, f"{Path(args[0]).name} did not finish within {timeout}s")
-    return Result(proc.returncode, (proc.stdout + proc.stderr).strip())
+    if STOPPING.is_set():
+        return Result(130, "not run: interrupted")
+    with subprocess.Popen(
+        list(args), cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+        # Its own process group: an interrupted plan ends the validator with all its children.
+        start_new_session=True,
+    ) as proc:
+        with _RUNNING_LOCK:
+            _RUNNING.add(proc)
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            return Result(124, f"{Path(args[0]).name} did not finish within {timeout}s")
+        finally:
+            with _RUNNING_LOCK:
+                _RUNNING.discard(proc)
+    return Result(proc.returncode, (stdout + stderr).strip())
+
+
+# Validators running in plan's worker threads: an interrupted plan ends them rather than waiting.
+_RUNNING: set[subprocess.Popen[str]] = set()
+_RUNNING_LOCK = threading.Lock()
+STOPPING = threading.Event()
+
+
+def kill_running() -> None:
+    """End every validator still running, and start no new one (plan was interrupted)."""
+    STOPPING.set()
+    with _RUNNING_LOCK:
+        for proc in _RUNNING:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
 
 
 def as_checks(findings: Sequence[Finding], *, tool: str, target: str) -> list[Check]:

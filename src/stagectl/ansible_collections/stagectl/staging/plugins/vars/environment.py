@@ -36,7 +36,14 @@ try:
     import yaml
 
     from stagectl.derived import derive
-    from stagectl.environment import ALL_VARS, INVENTORY, STAGING_VARS, VAULT, load_environment
+    from stagectl.environment import (
+        ALL_VARS,
+        ALLOCATE_PORTS_ENV,
+        INVENTORY,
+        STAGING_VARS,
+        VAULT,
+        load_environment,
+    )
     from stagectl.errors import EnvironmentInvalid
 
     IMPORT_ERROR: Exception | None = None
@@ -90,7 +97,8 @@ class VarsModule(BaseVarsPlugin):  # type: ignore[misc]
                     "that `stagectl init` wrote (--vault-password-file or ansible.cfg)"
                 ) from None
         try:
-            loaded = load_environment(root, vault_data=vault_data or {}, allocate=False)
+            allocate = os.environ.get(ALLOCATE_PORTS_ENV) == "1"
+            loaded = load_environment(root, vault_data=vault_data or {}, allocate=allocate)
         except EnvironmentInvalid as exc:
             raise AnsibleError(f"stagectl environment {root}: {exc}") from None
 
