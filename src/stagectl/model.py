@@ -171,6 +171,9 @@ class ProjectApp(Strict):
         default="uv", description="how dependencies are installed, or the app's own Dockerfile"
     )
     requirements: str = Field(default="requirements.txt", description="pip: the requirements file")
+    directory: Annotated[str, Field(pattern=r"^(\.|[A-Za-z0-9_][A-Za-z0-9_.-]*)$")] = Field(
+        default=".", description="the directory of manage.py in the repository (the app's working directory)"
+    )
     dockerfile: str | None = Field(default=None, description="builder dockerfile: its path in the repo")
     python: Annotated[str, Field(pattern=r"^3\.[0-9]+$")] | None = Field(
         default=None, description="Python major.minor the app asks for"
