@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
+from ruamel.yaml.util import load_yaml_guess_indent
 
 from stagectl import ports
 from stagectl.errors import EnvironmentInvalid, Problem, VaultError
@@ -294,18 +295,31 @@ def record_allocations(root: Path, allocated: dict[str, dict[str, int]]) -> None
     if not allocated:
         return
     path = root / INVENTORY
-    rt = YAML()
-    rt.preserve_quotes = True
-    rt.indent(mapping=2, sequence=4, offset=2)
-    data = rt.load(path.read_text())
+    rt, data = round_trip(path.read_text())
     for project in data["staging"]["vars"]["projects"]:
         new_ports = allocated.get(project["name"])
         if new_ports:
             current = project.get("ports") or {}
             current.update(new_ports)
             project["ports"] = current
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(dump_round_trip(rt, data))
+    tmp.replace(path)
+
+
+def round_trip(text: str) -> tuple[YAML, Any]:
+    """A YAML document loaded for editing, with a dumper that keeps the file's comments, quotes and
+    indentation (sequences flush with their key, as `stagectl init` writes them, or indented)."""
+    _, indent, sequence_offset = load_yaml_guess_indent(text)
+    indent = indent or 2
+    offset = sequence_offset or 0
+    rt = YAML()
+    rt.preserve_quotes = True
+    rt.indent(mapping=indent - offset if offset and indent > offset else indent, sequence=indent, offset=offset)
+    return rt, rt.load(text)
+
+
+def dump_round_trip(rt: YAML, data: Any) -> str:
     buffer = io.StringIO()
     rt.dump(data, buffer)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(buffer.getvalue())
-    tmp.replace(path)
+    return buffer.getvalue()
