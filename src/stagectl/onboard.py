@@ -117,7 +117,7 @@ def add_project(
         entry["ref"] = recorded_ref
     project = Project.model_validate({**entry, "worker": inspection.worker, "scheduler": inspection.scheduler,
                                       "app": inspection.app})
-    allocated_projects, allocated = ports.allocate([*env.projects, project], env.shared_ports().values())
+    allocated_projects, _ = ports.allocate([*env.projects, project], env.shared_ports().values())
     project = allocated_projects[-1]
 
     inventory_text = _inventory_with(root, loaded.allocated, entry, project, inspection)

@@ -253,7 +253,7 @@ class _Evaluator:
         self.file = file_in_container
         self.names: dict[str, Any] = {}
 
-    def value(self, node: ast.expr) -> Any:  # noqa: PLR0911, PLR0912, C901 - one case per form
+    def value(self, node: ast.expr) -> Any:
         if isinstance(node, ast.Constant) and isinstance(node.value, str | bool | int):
             return node.value
         if isinstance(node, ast.Name):
@@ -275,7 +275,7 @@ class _Evaluator:
             return self._call(node)
         return None
 
-    def _call(self, node: ast.Call) -> Any:  # noqa: PLR0911 - one case per form
+    def _call(self, node: ast.Call) -> Any:
         name = _dotted(node.func)
         args = [self.value(a) for a in node.args]
         if name in ("Path", "pathlib.Path", "PurePath", "PosixPath") and len(args) == 1:
