@@ -376,6 +376,28 @@ def url_patterns(top: Path) -> list[tuple[str, str | None]]:
     return routes
 
 
+PROBE_LITERAL = re.compile(r"^/(healthz|health|healthcheck|livez|readyz|ready|metrics)/?$")
+# Enough for any Django project's own code; a vendored tree beyond it is not read.
+MAX_PY_FILES = 3000
+
+
+def probe_literals(top: Path) -> list[str]:
+    """String constants like "/healthz" anywhere in the project's Python code: probes answered by
+    a middleware or a view map rather than urls.py."""
+    found: list[str] = []
+    for count, path in enumerate(sorted(top.rglob("*.py"))):
+        if count >= MAX_PY_FILES:
+            break
+        if SKIP_DIRS.intersection(path.relative_to(top).parts):
+            continue
+        tree = _parse(path)
+        for node in ast.walk(tree) if tree else ():
+            if (isinstance(node, ast.Constant) and isinstance(node.value, str)
+                    and PROBE_LITERAL.match(node.value) and node.value not in found):
+                found.append(node.value)
+    return found
+
+
 def _route_path(route: str) -> str | None:
     path = "/" + route
     return path if re.match(r"^/[A-Za-z0-9_./-]*$", path) else None
@@ -402,6 +424,12 @@ def detect_paths(top: Path, dependencies: set[str], result: Inspection) -> dict[
         elif included == "django_prometheus.urls":
             out["metrics_path"] = path.rstrip("/") + "/metrics"
             result.found.append(("metrics_path", out["metrics_path"], "include('django_prometheus.urls')"))
+    for literal in probe_literals(top):
+        name = literal.strip("/")
+        key = "metrics_path" if name == "metrics" else "ready_path" if name in READY_NAMES else "health_path"
+        if key not in out:
+            out[key] = literal
+            result.found.append((key, literal, "a path literal in the code (middleware or view)"))
     if "metrics_path" not in out and "django-prometheus" in dependencies:
         out["metrics_path"] = "/metrics"
         result.found.append(("metrics_path", "/metrics", "django-prometheus dependency"))

@@ -193,3 +193,13 @@ def test_checkout_clones_a_local_repository_and_reports_a_bad_url(tmp_path: Path
     assert not src.exists()
     with pytest.raises(SourceError, match="cannot clone"), checkout((tmp_path / "nope").as_uri(), "main"):
         pass
+
+
+def test_probes_answered_by_a_middleware(tmp_path: Path) -> None:
+    top = write_tree(tmp_path, {
+        **django_files(), "requirements.txt": "Django\n",
+        "mysite/middleware.py": 'PROBES = {"/healthz": a, "/readyz": b, "/metrics": c}\n',
+        "mysite/urls.py": 'urlpatterns = [path("admin/", x)]\n',
+    })
+    app = inspect_source(top).app
+    assert (app.health_path, app.ready_path, app.metrics_path) == ("/healthz", "/readyz", "/metrics")
