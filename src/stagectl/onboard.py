@@ -96,8 +96,8 @@ def add_project(
     name = _check_value(Slug, name, f"project name '{name}'", "e.g. shop or shop-api")
     loaded = load_environment(root, vault_password_file=vault_password_file)
     env = loaded.env
-    domain = _check_value(Domain, domain or f"{name}.{env.server_domain}", f"--domain '{domain}'",
-                          "e.g. shop.staging.example.org")
+    wanted = domain or f"{name}.{env.server_domain}"
+    domain = _check_value(Domain, wanted, f"domain '{wanted}'", "pass --domain, e.g. shop.staging.example.org")
     for project in env.projects:
         if project.name == name:
             raise StagectlError(f"project '{name}' is already in {INVENTORY}",
