@@ -178,13 +178,14 @@ def _validate_new(root: Path, inventory_text: str, vault_data: dict[str, Any]) -
 def _write_both(root: Path, inventory_text: str, vault_data: dict[str, Any], password: bytes) -> None:
     inventory = root / INVENTORY
     tmp = inventory.with_name(f".{inventory.name}.tmp")
-    tmp.write_text(inventory_text)
     try:
+        tmp.write_text(inventory_text)
         vault.write_vault(root / VAULT, vault_data, password)
-    except BaseException:
+        tmp.replace(inventory)
+    except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise
-    tmp.replace(inventory)
+        raise StagectlError(f"cannot write the environment in {root}: {exc.strerror} ({exc.filename})",
+                            hint="check the directory's permissions and free space") from None
 
 
 # --- removal ------------------------------------------------------------------------------------

@@ -161,3 +161,36 @@ def test_remove_asks_before_deleting_data_and_stops_on_no(example_env: EnvFixtur
 def test_remove_requires_a_name() -> None:
     result = runner.invoke(app, ["project", "remove"])
     assert result.exit_code == 2 and "Missing argument" in result.output
+
+
+def test_remove_entry_undoes_add_byte_for_byte(example_env: EnvFixture, tmp_path: Path) -> None:
+    from stagectl.onboard import remove_entry
+
+    inventory = example_env.root / INVENTORY
+    inventory.write_text(inventory.read_text().replace("    - name: project2\n", f"    {COMMENT}    - name: project2\n"))
+    before = inventory.read_bytes()
+    assert _add(example_env, "shop", "--repo", str(_app_tree(tmp_path / "shop")))[0] == 0
+    assert "shop" in _vault(example_env)["vault_projects"]
+
+    remove_entry(example_env.root, example_env.vault_password_file, "shop", remove_secrets=False)
+    assert inventory.read_bytes() == before
+    assert "shop" in _vault(example_env)["vault_projects"], "--keep-data keeps the secrets"
+
+    assert _add(example_env, "shop", "--repo", str(_app_tree(tmp_path / "shop")))[0] == 0
+    remove_entry(example_env.root, example_env.vault_password_file, "shop", remove_secrets=True)
+    assert inventory.read_bytes() == before
+    assert set(_vault(example_env)["vault_projects"]) == {"beryl3", "project2"}
+
+
+@pytest.mark.parametrize("indent", ["", "  "])
+def test_port_write_back_keeps_the_sequence_indentation(tmp_path: Path, indent: str) -> None:
+    from stagectl.environment import record_allocations
+
+    text = ("staging:\n  vars:\n    projects:  # mine\n"
+            f"    {indent}- name: a\n    {indent}  domain: a.example.org  # keep\n"
+            f"    {indent}- name: b\n    {indent}  domain: b.example.org\n")
+    (tmp_path / "inventory").mkdir()
+    (tmp_path / INVENTORY).write_text(text)
+    record_allocations(tmp_path, {"b": {"postgres": 5433}})
+    expected = text + f"    {indent}  ports:\n    {indent}    postgres: 5433\n"
+    assert (tmp_path / INVENTORY).read_text() == expected
