@@ -354,11 +354,23 @@ def _read_module(base: Path, module: str, base_in_container: PurePosixPath, valu
                         evaluator.names[target_node.id] = value
 
 
+def python_files(top: Path) -> list[Path]:
+    """The project's own .py files, in a stable order, without virtualenvs, node_modules or .git
+    (pruned, not walked), at most MAX_PY_FILES of them."""
+    found: list[Path] = []
+    for directory, subdirs, files in os.walk(top):
+        subdirs[:] = sorted(d for d in subdirs if d not in SKIP_DIRS and not d.startswith("."))
+        found += [Path(directory) / f for f in sorted(files) if f.endswith(".py")]
+        if len(found) >= MAX_PY_FILES:
+            break
+    return found[:MAX_PY_FILES]
+
+
 def url_patterns(top: Path) -> list[tuple[str, str | None]]:
     """(route, included module) of every `path`/`re_path` call in the project's urls.py files."""
     routes: list[tuple[str, str | None]] = []
-    for path in sorted(top.rglob("urls.py")):
-        if SKIP_DIRS.intersection(path.relative_to(top).parts):
+    for path in python_files(top):
+        if path.name != "urls.py":
             continue
         tree = _parse(path)
         for node in ast.walk(tree) if tree else ():
@@ -385,11 +397,7 @@ def probe_literals(top: Path) -> list[str]:
     """String constants like "/healthz" anywhere in the project's Python code: probes answered by
     a middleware or a view map rather than urls.py."""
     found: list[str] = []
-    for count, path in enumerate(sorted(top.rglob("*.py"))):
-        if count >= MAX_PY_FILES:
-            break
-        if SKIP_DIRS.intersection(path.relative_to(top).parts):
-            continue
+    for path in python_files(top):
         tree = _parse(path)
         for node in ast.walk(tree) if tree else ():
             if (isinstance(node, ast.Constant) and isinstance(node.value, str)
