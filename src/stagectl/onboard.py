@@ -31,10 +31,10 @@ from stagectl.environment import (
     load_environment,
     round_trip,
 )
-from stagectl.errors import EnvironmentInvalid, StagectlError
+from stagectl.errors import EnvironmentInvalid, SourceError, StagectlError
 from stagectl.model import Domain, Environment, Project, ProjectApp, Slug
 from stagectl.runner import ProgressCallback, RunResult, run_playbook
-from stagectl.source import Inspection, SourceError, checkout, inspect_source, is_git_url
+from stagectl.source import Inspection, checkout, inspect_source, is_git_url
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from stagectl.source import SourceError, checkout, inspect_source
+from stagectl.errors import SourceError
+from stagectl.source import checkout, inspect_source
 
 MANAGE = """\
 import os, sys
