@@ -42,6 +42,8 @@ app.add_typer(sandbox_app, name="sandbox")
 alert_app = typer.Typer(help="Alerting: prove that alerts reach their receivers.", no_args_is_help=True)
 app.add_typer(alert_app, name="alert")
 T = TypeVar("T")
+project_app = typer.Typer(help="Onboard a Django project, or take one off the server.", no_args_is_help=True)
+app.add_typer(project_app, name="project")
 SandboxName = Annotated[str, typer.Option("--name", help="Container name of the sandbox.")]
 
 EnvDir = Annotated[
@@ -568,10 +570,11 @@ def secrets_generate(env: EnvDir = Path("."), vault_password_file: VaultFile = N
     """Add secrets missing from the vault (new projects, new keys); existing secrets are kept."""
     try:
         names = plan_mod.project_names(env)
+        app_secrets = plan_mod.project_app_secrets(env)
         password_file = _vault_file(env, vault_password_file)
         password = vault.read_password_file(password_file)
         data = vault.decrypt(env / environment.VAULT, password)
-        added = vault.fill_missing(data, names)
+        added = vault.fill_missing(data, names, app_secrets)
         if added:
             vault.write_vault(env / environment.VAULT, data, password)
     except StagectlError as exc:
@@ -581,6 +584,92 @@ def secrets_generate(env: EnvDir = Path("."), vault_password_file: VaultFile = N
         console.print("added to the vault: " + ", ".join(added), markup=False)
     else:
         console.print("the vault already holds every secret; nothing changed")
+
+
+@project_app.command("add")
+def project_add(
+    name: Annotated[str, typer.Argument(help="Project name: lowercase letters, digits and '-'.")],
+    repo: Annotated[str, typer.Option("--repo", help="The app's source: a git URL or a local directory.")],
+    domain: Annotated[str | None, typer.Option(help="Domain (default: NAME.<server_domain>).")] = None,
+    ref: Annotated[str | None, typer.Option(help="Branch or tag of a git source (default: its default branch).")] = None,
+    settings: Annotated[str | None, typer.Option(help="DJANGO_SETTINGS_MODULE (default: the one manage.py sets).")] = None,
+    dockerfile: Annotated[str | None, typer.Option(help="Build with this Dockerfile of the source.")] = None,
+    env: EnvDir = Path("."),
+    vault_password_file: VaultFile = None,
+) -> None:
+    """Add a Django project: detect how it is built and run, allocate its ports, write its inventory
+    entry and generate its secrets. Touches no server; `stagectl deploy --project NAME` does."""
+    from stagectl.onboard import add_project
+
+    console = _console()
+    try:
+        with console.status(f"inspecting {repo}"):
+            added = add_project(env, _vault_file(env, vault_password_file), name, repo, domain=domain, ref=ref,
+                                settings=settings, dockerfile=dockerfile)
+    except StagectlError as exc:
+        _fail(exc)
+    project, inspection = added.project, added.inspection
+    table = Table(title=f"project {project.name}: detected in the source")
+    for column in ("setting", "value", "found in"):
+        table.add_column(column)
+    for what, value, where in inspection.found:
+        table.add_row(what, value, where)
+    console.print(table)
+    for warning in inspection.warnings:
+        console.print("[yellow]warning:[/] ", end="", markup=True)
+        console.print(warning, markup=False)
+    console.print(f"domain {project.domain}; ports {project.ports.model_dump()}; worker {project.worker}, "
+                  f"scheduler {project.scheduler}", markup=False)
+    console.print(f"written: {environment.INVENTORY} (entry '{project.name}', with its app: mapping) and "
+                  f"{environment.VAULT} ({', '.join(added.secrets_added) or 'no new secrets'})", markup=False)
+    console.print("DNS: create these A records before the deploy (certificates need them):", markup=False)
+    for record, address in added.dns_records:
+        console.print(f"  {record}  A  {address}", markup=False)
+    console.print(f"next: stagectl deploy --project {project.name} --env {env}", markup=False)
+
+
+@project_app.command("remove")
+def project_remove(
+    name: Annotated[str, typer.Argument(help="The project to take off the server.")],
+    keep_data: Annotated[bool, typer.Option("--keep-data", help="Keep its data, backups and secrets.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Delete the data without asking.")] = False,
+    env: EnvDir = Path("."),
+    vault_password_file: VaultFile = None,
+) -> None:
+    """Final backup, then stop and remove the project's stack and backup timers, drop it from the
+    main nginx and Prometheus, and from the inventory. Its data, backups and secrets are deleted
+    too unless --keep-data (after a confirmation, or --yes)."""
+    from stagectl.onboard import check_removable, remove_project
+
+    console = _console()
+    try:
+        project = next(p for p in check_removable(env, name).projects if p.name == name)
+    except StagectlError as exc:
+        _fail(exc)
+    if not keep_data and not yes:
+        typer.confirm(
+            f"Delete {project.name}'s data and backups on the server (database, media, backups) and its "
+            "secrets? A final backup is taken first but deleted with the rest", abort=True,
+        )
+    try:
+        result = _run_with_progress(
+            console, f"removing {name}",
+            lambda progress: remove_project(env, _vault_file(env, vault_password_file), name, keep_data=keep_data,
+                                            on_progress=progress),
+        )
+    except StagectlError as exc:
+        _fail(exc)
+    _print_run(console, f"project remove {name}", result.removed)
+    if result.refreshed is not None:
+        _print_run(console, "shared stack without it", result.refreshed)
+    for note in result.notes:
+        console.print(note, markup=False)
+    if result.refreshed is not None:
+        kept = "kept (--keep-data)" if keep_data else "deleted"
+        console.print(f"{name} removed from {environment.INVENTORY}; data, backups and secrets {kept}; "
+                      f"the DNS record for {project.domain} can go", markup=False)
+    if not (result.removed.ok and result.refreshed is not None and result.refreshed.ok):
+        raise typer.Exit(code=1)
 
 
 def _raise_interrupted(signum: int, _frame: object) -> None:

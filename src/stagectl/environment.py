@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
-from ruamel.yaml.util import load_yaml_guess_indent
 
 from stagectl import ports, yamlfile
 from stagectl.errors import EnvironmentInvalid, Problem, VaultError
@@ -419,22 +418,43 @@ def record_allocations(root: Path, allocated: dict[str, dict[str, int]]) -> None
     if not allocated:
         return
     path = root / INVENTORY
-    rt = YAML()
-    rt.preserve_quotes = True
-    text = path.read_text()
-    # Keep the file's own indentation: only the new port lines may change.
-    _, indent, offset = load_yaml_guess_indent(text)
-    indent, offset = indent or 2, offset or 0
-    rt.indent(mapping=indent, sequence=indent + offset, offset=offset)
-    data = rt.load(text)
+    rt, data = round_trip(path.read_text())
     for project in data["staging"]["vars"]["projects"]:
         new_ports = allocated.get(project["name"])
         if new_ports:
             current = project.get("ports") or {}
             current.update(new_ports)
             project["ports"] = current
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(dump_round_trip(rt, data))
+    tmp.replace(path)
+
+
+def round_trip(text: str) -> tuple[YAML, Any]:
+    """A YAML document loaded for editing, with a dumper that keeps the file's comments, quotes and
+    indentation (sequences flush with their key, as `stagectl init` writes them, or indented)."""
+    mapping, sequence, offset = _block_layout(text)
+    rt = YAML()
+    rt.preserve_quotes = True
+    rt.indent(mapping=mapping, sequence=sequence, offset=offset)
+    return rt, rt.load(text)
+
+
+def _block_layout(text: str) -> tuple[int, int, int]:
+    """(mapping indent, sequence item indent, dash offset) of a block-style YAML file, read from its
+    first nested mapping and its first block sequence (ruamel's own guess misreads flush sequences)."""
+    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    depth = [len(line) - len(line.lstrip(" ")) for line in lines]
+    mapping = next((d for d, line in zip(depth, lines, strict=True) if d and not line.lstrip().startswith("-")), 2)
+    for index, line in enumerate(lines[:-1]):
+        item = lines[index + 1].lstrip(" ")
+        if line.split(" #", 1)[0].rstrip().endswith(":") and item.startswith("- "):
+            offset = depth[index + 1] - depth[index]
+            return mapping, offset + len(item) - len(item[1:].lstrip(" ")), offset
+    return mapping, mapping + 2, 2
+
+
+def dump_round_trip(rt: YAML, data: Any) -> str:
     buffer = io.StringIO()
     rt.dump(data, buffer)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(buffer.getvalue())
-    tmp.replace(path)
+    return buffer.getvalue()

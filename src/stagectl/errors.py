@@ -46,6 +46,10 @@ class EnvironmentExists(StagectlError):
     """`init` refuses to overwrite an environment that is already there."""
 
 
+class SourceError(StagectlError):
+    """An app's source is missing, unreachable, or not a Django project stagectl can run."""
+
+
 class VaultError(StagectlError):
     """The vault or its password file is missing, unreadable or wrong."""
 

@@ -157,7 +157,10 @@ def _repo(value: str) -> str:
     if value.startswith("/"):
         return value
     parts = urllib.parse.urlsplit(value)
-    if parts.scheme in ("http", "https", "ssh", "git", "file") and parts.netloc or SCP_LIKE_RE.match(value):
+    remote = parts.scheme in ("http", "https", "ssh", "git") and parts.netloc
+    # file:///srv/git/app.git: a repository on the server's own disk.
+    on_server = parts.scheme == "file" and parts.path.startswith("/")
+    if remote or on_server or SCP_LIKE_RE.match(value):
         if parts.password is not None or parts.scheme in ("http", "https") and parts.username:
             raise ValueError(
                 "the git URL holds credentials (user:token@): they would be stored in the "
@@ -271,6 +274,9 @@ class ProjectApp(Strict):
         default="uv", description="how dependencies are installed, or the app's own Dockerfile"
     )
     requirements: str = Field(default="requirements.txt", description="pip: the requirements file")
+    directory: Annotated[str, Field(pattern=r"^(\.|[A-Za-z0-9_][A-Za-z0-9_.-]*)$")] = Field(
+        default=".", description="the directory of manage.py in the repository (the app's working directory)"
+    )
     dockerfile: str | None = Field(default=None, description="builder dockerfile: its path in the repo")
     python: Annotated[str, Field(pattern=r"^3\.[0-9]+$")] | None = Field(
         default=None, description="Python major.minor the app asks for"

@@ -70,6 +70,19 @@ def _mask(text: str, vault: Vault | None) -> str:
     return text
 
 
+def project_app_secrets(root: Path) -> dict[str, list[str]]:
+    """Per project, the names its `app.secrets` lists, from the inventory alone (like
+    `project_names`: the vault may still lack them)."""
+    data = yaml.safe_load((root / INVENTORY).read_text()) or {}
+    result: dict[str, list[str]] = {}
+    for project in data["staging"]["vars"].get("projects") or []:
+        app = project.get("app") if isinstance(project, dict) else None
+        names = app.get("secrets") if isinstance(app, dict) else None
+        if isinstance(names, list):
+            result[str(project["name"])] = [str(n) for n in names]
+    return result
+
+
 def plan(
     root: Path,
     out: Path,

@@ -65,14 +65,26 @@ def bcrypt_matches(password: str, hashed: str) -> bool:
         return False
 
 
-def fill_missing(vault: dict[str, Any], project_names: list[str]) -> list[str]:
-    """Add secrets for projects that have none; never change an existing one. Returns what was added."""
+def fill_missing(
+    vault: dict[str, Any], project_names: list[str], app_secrets: dict[str, list[str]] | None = None
+) -> list[str]:
+    """Add secrets for projects that have none, and a value for each name a project's
+    `app.secrets` lists (`app_secrets`: project -> names); never change an existing one.
+    Returns what was added."""
     added: list[str] = []
     per_project = vault.setdefault("vault_projects", {})
     for name in project_names:
         if name not in per_project:
             per_project[name] = project_secrets()
             added.append(f"vault_projects.{name}")
+        values = per_project[name].setdefault("app_secrets", {})
+        for secret in (app_secrets or {}).get(name, []):
+            if secret not in values:
+                # Letters and digits: the value lands in a .env file unquoted.
+                values[secret] = random_password(50)
+                added.append(f"vault_projects.{name}.app_secrets.{secret}")
+        if not values:
+            del per_project[name]["app_secrets"]
     makers: tuple[tuple[str, Callable[[], str]], ...] = (
         ("vault_grafana_admin_password", random_password),
         ("vault_grafana_secret_key", lambda: random_password(40)),
