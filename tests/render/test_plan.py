@@ -85,8 +85,8 @@ def test_a_broken_template_fails_the_plan_with_the_validators_own_words(
     monkeypatch.setattr(collection, "collections_path", lambda: copy)
     # The collection-level checks (ansible-lint, --syntax-check) are the subject of the test
     # above; here they would only repeat it on the copy.
-    monkeypatch.setattr(validate, "ansible_lint", lambda: Check("ansible-lint", "collection", "skipped", "not run here"))
-    monkeypatch.setattr(validate, "syntax_checks", lambda root, vault_password_file: [])
+    monkeypatch.setattr(validate, "ansible_lint", lambda **_: Check("ansible-lint", "collection", "skipped", "not run here"))
+    monkeypatch.setattr(validate, "syntax_checks", lambda root, vault_password_file, **_: [])
 
     code, output = _plan(root, key, tmp_path / "plan")
     assert code == 1, output
