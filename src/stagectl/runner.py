@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,6 +106,25 @@ def _failure_message(result: dict[str, Any]) -> str:
     return "failed (no message)"
 
 
+@contextmanager
+def _interruptible() -> Iterator[Callable[[], bool]]:
+    """Ctrl-C during a run: ansible-runner ends ansible-playbook, then KeyboardInterrupt is raised
+    here as anywhere else. Without a cancel callback of ours, ansible-runner would install a
+    SIGINT handler of its own and leave it in place, and every later Ctrl-C of the process
+    (during plan's validators, say) would be swallowed."""
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted.is_set  # only the main thread receives signals
+        return
+    previous = signal.signal(signal.SIGINT, lambda number, frame: interrupted.set())
+    try:
+        yield interrupted.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if interrupted.is_set():
+        raise KeyboardInterrupt
+
+
 def run_playbook(
     playbook: Path,
     inventory: Path,
@@ -162,19 +184,21 @@ def run_playbook(
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     private = Path(tempfile.mkdtemp(prefix="stagectl-runner-"))
     try:
-        runner = ansible_runner.run(
-            private_data_dir=str(private),
-            playbook=str(playbook),
-            inventory=str(inventory),
-            extravars=extravars or {},
-            cmdline=" ".join(cmdline) if cmdline else None,
-            limit=limit,
-            envvars=env,
-            event_handler=handle,
-            quiet=True,
-            project_dir=str(cwd) if cwd else None,
-            suppress_env_files=True,
-        )
+        with _interruptible() as cancelled:
+            runner = ansible_runner.run(
+                private_data_dir=str(private),
+                playbook=str(playbook),
+                inventory=str(inventory),
+                extravars=extravars or {},
+                cmdline=" ".join(cmdline) if cmdline else None,
+                limit=limit,
+                envvars=env,
+                event_handler=handle,
+                quiet=True,
+                project_dir=str(cwd) if cwd else None,
+                suppress_env_files=True,
+                cancel_callback=cancelled,
+            )
         stdout = runner.stdout.read() if runner.stdout else ""
         result.errors = [
             line.strip() for line in stdout.splitlines() if line.startswith(("ERROR!", "[ERROR]"))

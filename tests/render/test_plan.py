@@ -3,7 +3,12 @@ template fails the plan with the validator's own words."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -105,3 +110,56 @@ def test_a_broken_template_fails_the_plan_with_the_validators_own_words(
     nginx = nginx.split("\nFAILED ", 1)[0]
     assert 'invalid value "maybe"' in nginx and "test failed" in nginx, nginx
     assert "/etc/nginx/stagectl/conf.d/projects.conf" in nginx, "nginx names the file as the container sees it"
+
+
+def _processes() -> list[tuple[int, int, int, str]]:
+    """(pid, parent pid, process group, command line) of every process."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] == "Z":
+            continue
+        found.append((int(entry.name), int(fields[1]), int(fields[2]), cmdline))
+    return found
+
+
+@pytest.mark.validators
+def test_ctrl_c_stops_the_plan_and_every_validator(tmp_path: Path) -> None:
+    """Interrupted while ansible-lint runs (a cold cache: every check runs), the plan exits 130
+    and leaves no validator behind, nor anything a validator started."""
+    root, key = _init(tmp_path)
+    stagectl = Path(sys.executable).parent / "stagectl"
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    proc = subprocess.Popen(
+        [str(stagectl), "plan", "--env", str(root), "--vault-password-file", str(key)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        lint: tuple[int, int, int, str] | None = None
+        for _ in range(600):  # until ansible-lint runs: at most 5 minutes on a loaded machine
+            lint = next((p for p in _processes() if p[1] == proc.pid and "ansible-lint" in p[3]), None)
+            if lint is not None or proc.poll() is not None:
+                break
+            time.sleep(0.5)
+        assert lint is not None, "ansible-lint never started"
+        os.kill(proc.pid, signal.SIGINT)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, output
+    assert "Traceback" not in output, output
+    for _ in range(20):  # killed processes may take a moment to disappear
+        left = [p for p in _processes() if p[1] == proc.pid or p[2] == lint[2]]
+        if not left:
+            break
+        time.sleep(0.5)
+    assert left == [], left
