@@ -59,12 +59,12 @@ def _timed_plan(root: Path, out: Path, password_file: Path) -> tuple[PlanReport,
     return report, time.monotonic() - wall, _cpu() - cpu
 
 
-def measure(label: str, projects: int | None) -> None:
+def measure(label: str, projects: int | None, runs: tuple[str, ...] = ("cold cache", "warm cache")) -> None:
     with tempfile.TemporaryDirectory(prefix="stagectl-bench-") as tmp:
         # An empty cache of its own: the first plan runs every check.
         os.environ["XDG_CACHE_HOME"] = str(Path(tmp) / "cache")
         root, password_file = make_environment(Path(tmp), projects)
-        for run in ("cold cache", "warm cache"):
+        for run in runs:
             report, wall, cpu = _timed_plan(root, Path(tmp) / "out", password_file)
             summary = report.summary()
             failed = sum(c["failed"] for c in summary.values())
@@ -82,15 +82,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES),
                         help="projects per generated environment; 0 is the example (2 projects)")
+    parser.add_argument("--cold-only", action="store_true", help="skip the second (warm cache) plan")
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
         measure("example (2 projects)" if args.one == 0 else f"generated ({args.one} projects)",
-                None if args.one == 0 else args.one)
+                None if args.one == 0 else args.one,
+                ("cold cache",) if args.cold_only else ("cold cache", "warm cache"))
         return
     # One process per size: peak memory figures are per process lifetime.
     for size in args.sizes:
-        subprocess.run([sys.executable, __file__, "--one", str(size)], check=True)
+        subprocess.run([sys.executable, __file__, "--one", str(size), *(["--cold-only"] if args.cold_only else [])],
+                       check=True)
 
 
 if __name__ == "__main__":
