@@ -11,7 +11,7 @@ import yaml
 
 from stagectl.environment import INVENTORY, load_environment, record_allocations
 from stagectl.errors import EnvironmentInvalid, Problem
-from stagectl.render import RenderedFile, render_environment
+from stagectl.render import RenderedFile, render_environment, render_processes
 from stagectl.runner import ProgressCallback
 from stagectl.validate import Check, run_checks
 
@@ -67,7 +67,10 @@ def plan(
     # leaves the user's files exactly as they were.
     record_allocations(root, loaded.allocated)
     started = time.monotonic()
-    files = render_environment(root, out, vault_password_file, on_progress=on_progress)
+    files = render_environment(
+        root, out, vault_password_file, on_progress=on_progress,
+        processes=render_processes(len(loaded.env.projects)),
+    )
     rendered = time.monotonic()
     checks = run_checks(
         files, root=root, vault_password_file=vault_password_file, lint_collection=lint_collection

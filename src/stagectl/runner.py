@@ -106,6 +106,18 @@ def _failure_message(result: dict[str, Any]) -> str:
     return "failed (no message)"
 
 
+_cancelled = threading.Event()
+
+
+def cancel_runs() -> None:
+    """End the runs of other threads (ansible-runner stops their ansible-playbook)."""
+    _cancelled.set()
+
+
+def allow_runs() -> None:
+    _cancelled.clear()
+
+
 @contextmanager
 def _interruptible() -> Iterator[Callable[[], bool]]:
     """Ctrl-C during a run: ansible-runner ends ansible-playbook, then KeyboardInterrupt is raised
@@ -114,7 +126,8 @@ def _interruptible() -> Iterator[Callable[[], bool]]:
     (during plan's validators, say) would be swallowed."""
     interrupted = threading.Event()
     if threading.current_thread() is not threading.main_thread():
-        yield interrupted.is_set  # only the main thread receives signals
+        # Only the main thread receives signals; it cancels runs in other threads (cancel_runs).
+        yield _cancelled.is_set
         return
     previous = signal.signal(signal.SIGINT, lambda number, frame: interrupted.set())
     try:
