@@ -137,8 +137,12 @@ def test_ctrl_c_stops_the_plan_and_every_validator(tmp_path: Path) -> None:
     root, key = _init(tmp_path)
     stagectl = Path(sys.executable).parent / "stagectl"
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    args = [str(stagectl), "plan", "--env", str(root), "--vault-password-file", str(key)]
+    # SIGINT handled as from a terminal (a test run started in the background inherits it
+    # ignored, and exec keeps that): reset, then exec stagectl in the same process.
+    launcher = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
     proc = subprocess.Popen(
-        [str(stagectl), "plan", "--env", str(root), "--vault-password-file", str(key)],
+        [sys.executable, "-c", launcher, *args],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
