@@ -4,6 +4,7 @@ the one way a test gives up because a validator or tool is not installed."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -11,6 +12,16 @@ from typing import NoReturn
 import pytest
 
 from stagectl.scaffold import init_environment
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _validator_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Each session starts from a cold validator cache of its own: the first plan runs every
+    check, and tests never read or fill the user's cache (XDG_CACHE_HOME/stagectl)."""
+    directory = tmp_path_factory.mktemp("xdg-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(directory))
+        yield directory
 
 
 @dataclass(frozen=True)

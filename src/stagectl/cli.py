@@ -24,6 +24,7 @@ from stagectl.errors import EnvironmentInvalid, Interrupted, StagectlError
 from stagectl.runner import ProgressCallback, RunResult
 
 if TYPE_CHECKING:
+    from stagectl.deploy import DeployReport
     from stagectl.status import ProjectStatus
 
 app = typer.Typer(
@@ -223,6 +224,9 @@ def deploy(
     project: Annotated[str | None, typer.Option("--project", "-p", help="Deploy only this project.")] = None,
     check: Annotated[bool, typer.Option("--check", help="Show what would change (with diffs); change nothing.")] = False,
     vault_password_file: VaultFile = None,
+    profile: Annotated[
+        bool, typer.Option("--profile", help="After the summary, list the slowest tasks and where the time went.")
+    ] = False,
 ) -> None:
     """Validate, then run the seed's deployment phases (or one project's stack)."""
     from stagectl.deploy import deploy as run_deploy
@@ -238,8 +242,27 @@ def deploy(
         _fail(exc)
     console.print(f"validated {len(report.plan.files)} files ({len(report.plan.checks)} checks passed)", markup=False)
     _print_run(console, f"deploy{' ' + project if project else ''}", report.run, check=check)
+    if profile:
+        _print_profile(console, report)
     if not report.run.ok:
         raise typer.Exit(code=1)
+
+
+def _print_profile(console: Console, report: DeployReport, count: int = 15) -> None:
+    run = report.run
+    table = Table(title=f"slowest tasks ({len(run.timings)} task runs)")
+    for column in ("seconds", "share", "host", "role", "task"):
+        table.add_column(column, justify="right" if column in ("seconds", "share") else "left")
+    for timing in run.slowest(count):
+        share = timing.seconds / run.seconds if run.seconds else 0.0
+        table.add_row(f"{timing.seconds:.2f}", f"{share:.0%}", timing.host, timing.role or "-", timing.task)
+    console.print(table)
+    in_tasks = sum(t.seconds for t in run.timings)
+    console.print(
+        f"validation and rendering {report.plan.render_seconds + report.plan.check_seconds:.1f}s; "
+        f"ansible {run.seconds:.1f}s, of which {in_tasks:.1f}s in tasks on hosts",
+        markup=False,
+    )
 
 
 @app.command()

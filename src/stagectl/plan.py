@@ -21,7 +21,7 @@ from stagectl.environment import (
 )
 from stagectl.errors import EnvironmentInvalid, Interrupted, Problem, RenderFailed
 from stagectl.model import Vault
-from stagectl.render import RenderedFile, render_environment
+from stagectl.render import RenderedFile, render_environment, render_processes
 from stagectl.runner import ProgressCallback
 from stagectl.validate import Check, run_checks
 
@@ -104,7 +104,10 @@ def plan(
     allocating = {ALLOCATE_PORTS_ENV: "1"} if loaded.allocated else {}
     fresh_out = not out.exists()
     try:
-        files = render_environment(root, out, vault_password_file, on_progress=on_progress, extra_env=allocating)
+        files = render_environment(
+            root, out, vault_password_file, on_progress=on_progress, extra_env=allocating,
+            processes=render_processes(len(loaded.env.projects)),
+        )
         rendered = time.monotonic()
         # --syntax-check does not consult the vars plugin: it needs no allocation.
         checks = run_checks(

@@ -41,6 +41,36 @@ class Failure:
     message: str
 
 
+@dataclass(frozen=True)
+class TaskTiming:
+    """How long one task took on one host (from its start on the host to its result)."""
+
+    task: str
+    host: str
+    seconds: float
+    role: str = ""
+
+
+# Events that end a task on a host; ansible-runner gives them the time since its start.
+_TASK_END_EVENTS = ("runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable")
+
+
+def task_timing(event: dict[str, Any]) -> TaskTiming | None:
+    """The timing an ansible-runner event carries, if it ends a task on a host."""
+    if event.get("event") not in _TASK_END_EVENTS:
+        return None
+    data = event.get("event_data") or {}
+    duration = data.get("duration")
+    if not isinstance(duration, int | float):
+        return None
+    return TaskTiming(
+        task=str(data.get("task") or data.get("task_action") or "?"),
+        host=str(data.get("host", "")),
+        seconds=float(duration),
+        role=str(data.get("role") or ""),
+    )
+
+
 @dataclass
 class RunResult:
     status: str
@@ -50,10 +80,15 @@ class RunResult:
     failures: list[Failure] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # ansible-playbook's own "ERROR!" lines
     tasks: int = 0
+    timings: list[TaskTiming] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return self.rc == 0 and not self.failures
+
+    def slowest(self, count: int = 15) -> list[TaskTiming]:
+        """The `count` slowest task runs, slowest first."""
+        return sorted(self.timings, key=lambda t: t.seconds, reverse=True)[:count]
 
     def failure_detail(self, host: str) -> str:
         """Why the run did not get as far as it should for `host`, in one line."""
@@ -70,6 +105,19 @@ def _failure_message(result: dict[str, Any]) -> str:
     if failed_items:
         return _failure_message(failed_items[0])
     return "failed (no message)"
+
+
+_cancelled = threading.Event()
+
+
+def cancel_runs() -> None:
+    """End the runs of other threads (ansible-runner stops their ansible-playbook)."""
+    _cancelled.set()
+
+
+def allow_runs() -> None:
+    _cancelled.clear()
+
 
 
 def run_playbook(
@@ -115,6 +163,9 @@ def run_playbook(
                     unreachable=data.get("dark", {}).get(host_name, 0),
                     skipped=data.get("skipped", {}).get(host_name, 0),
                 )
+        timing = task_timing(event)
+        if timing is not None:
+            result.timings.append(timing)
         if on_progress and kind.startswith("runner_on_") and host:
             on_progress(current["task"], host, time.monotonic() - started)
         return True
@@ -178,7 +229,9 @@ class _StopOnSignal:
         self._previous: dict[int, Any] = {}
 
     def requested(self) -> bool:
-        return self.signum is not None
+        # Runs in other threads (plan's render slices) are ended through `cancel_runs`: only the
+        # main thread receives signals.
+        return self.signum is not None or _cancelled.is_set()
 
     def _handle(self, signum: int, _frame: Any) -> None:
         self.signum = signum

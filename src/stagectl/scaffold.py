@@ -43,6 +43,10 @@ def ansible_cfg(vault_password_file: Path) -> str:
         f"vars_plugins_enabled = {collection.VARS_PLUGINS_ENABLED}\n"
         f"vault_password_file = {vault_password_file}\n"
         "interpreter_python = auto_silent\n"
+        "\n"
+        "[ssh_connection]\n"
+        "pipelining = True\n"
+        f"ssh_args = {collection.SSH_ARGS}\n"
     )
 
 

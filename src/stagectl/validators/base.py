@@ -8,7 +8,6 @@ not run is never reported as a pass.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -72,44 +71,57 @@ class Result:
     output: str  # stdout and stderr, stripped
 
 
+_live: set[subprocess.Popen[str]] = set()
+_live_lock = threading.Lock()
+_stopping = threading.Event()
+
+
 def run(args: Sequence[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
         timeout: int = 120) -> Result:
-    """Run a validator; never raises for a non-zero exit (that is the validator's verdict)."""
-    if STOPPING.is_set():
-        return Result(130, "not run: interrupted")
-    with subprocess.Popen(
-        list(args), cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
-        # Its own process group: an interrupted plan ends the validator with all its children.
-        start_new_session=True,
-    ) as proc:
-        with _RUNNING_LOCK:
-            _RUNNING.add(proc)
+    """Run a validator; never raises for a non-zero exit (that is the validator's verdict).
+
+    Each validator runs in its own process group, so `stop_all` can end it with everything it
+    started (ansible-lint runs ansible-playbook) when the user interrupts a plan."""
+    with _live_lock:
+        if _stopping.is_set():
+            return Result(130, f"{Path(args[0]).name} was not run: interrupted")
+        proc = subprocess.Popen(
+            list(args), cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, start_new_session=True,
+        )
+        _live.add(proc)
+    try:
         try:
-            stdout, stderr = proc.communicate(timeout=timeout)
+            out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            _kill(proc)
             proc.communicate()
             return Result(124, f"{Path(args[0]).name} did not finish within {timeout}s")
-        finally:
-            with _RUNNING_LOCK:
-                _RUNNING.discard(proc)
-    return Result(proc.returncode, (stdout + stderr).strip())
+    finally:
+        with _live_lock:
+            _live.discard(proc)
+    return Result(proc.returncode, (out + err).strip())
 
 
-# Validators running in plan's worker threads: an interrupted plan ends them rather than waiting.
-_RUNNING: set[subprocess.Popen[str]] = set()
-_RUNNING_LOCK = threading.Lock()
-STOPPING = threading.Event()
+def _kill(proc: subprocess.Popen[str]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
 
 
-def kill_running() -> None:
-    """End every validator still running, and start no new one (plan was interrupted)."""
-    STOPPING.set()
-    with _RUNNING_LOCK:
-        for proc in _RUNNING:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+def stop_all() -> None:
+    """End every running validator (and its children) and refuse to start more."""
+    with _live_lock:
+        _stopping.set()
+        running = list(_live)
+    for proc in running:
+        _kill(proc)
+
+
+def allow_runs() -> None:
+    """Undo `stop_all` (at the start of a new plan in the same process)."""
+    _stopping.clear()
 
 
 def as_checks(findings: Sequence[Finding], *, tool: str, target: str) -> list[Check]:
