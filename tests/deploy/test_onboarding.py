@@ -43,7 +43,8 @@ def test_add_deploy_and_remove_a_third_project(deployed: Deployed) -> None:
     after = container_ids(deployed)
     others = {name: cid for name, cid in before.items() if name.startswith(tuple(f"{p}-" for p in PROJECTS))}
     assert others and {name: after.get(name) for name in others} == others, "other projects' containers kept"
-    prometheus = next(name for name in before if name.endswith("prometheus"))
+    # The shared stack is Compose project `shared`: its Prometheus is shared-prometheus-1.
+    prometheus = next(name for name in before if name.startswith("shared-prometheus"))
     assert after[prometheus] == before[prometheus], "Prometheus reloaded, not recreated"
     assert https(deployed, f"{NEW}.sandbox.test", "/healthz")[0] == 200
     assert NEW in scrape_projects(deployed)
