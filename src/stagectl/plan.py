@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from stagectl.derived import python_version_notes
 from stagectl.environment import INVENTORY, load_environment, record_allocations
 from stagectl.errors import EnvironmentInvalid, Problem
 from stagectl.render import RenderedFile, render_environment
@@ -24,6 +25,8 @@ class PlanReport:
     allocated: dict[str, dict[str, int]] = field(default_factory=dict)
     render_seconds: float = 0.0
     check_seconds: float = 0.0
+    #: Warnings that do not fail the plan (e.g. an app asking for another Python than its image's).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -79,4 +82,5 @@ def plan(
         allocated=loaded.allocated,
         render_seconds=rendered - started,
         check_seconds=time.monotonic() - rendered,
+        notes=python_version_notes(loaded.env),
     )

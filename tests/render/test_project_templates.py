@@ -11,6 +11,7 @@ redis-server, postgres.
 
 from __future__ import annotations
 
+import base64
 import getpass
 import json
 import os
@@ -30,6 +31,7 @@ import pytest
 import yaml
 
 from tests.render.conftest import CONTRACT_KINDS, RenderedEnv, make_environment, render
+from stagectl.sandbox.environment import DEMO_APP as DEMO_APP_ENTRY
 
 Rendered = RenderedEnv
 ROLES = ("project", "backups")
@@ -288,8 +290,15 @@ def test_app_env_has_the_seed_variables(example: Rendered, name: str) -> None:
     assert env["EMAIL_HOST"] == "localhost" and env["EMAIL_PORT"] == "1025"
     assert env["PROJECT_NAME"] == name
     assert env["GUNICORN_WORKERS"] == str(project["gunicorn_workers"])
-    assert env["PROMETHEUS_MULTIPROC_DIR"]
+    # The example's apps declare no metrics path: no multiprocess directory for prometheus_client.
+    assert "PROMETHEUS_MULTIPROC_DIR" not in env
     assert env["DJANGO_MIGRATE_ON_START"] == "0"
+    # The names apps commonly read carry the same values.
+    assert env["SECRET_KEY"] == env["DJANGO_SECRET_KEY"]
+    assert env["ALLOWED_HOSTS"] == env["DJANGO_ALLOWED_HOSTS"]
+    assert project["containers"]["django"] in env["ALLOWED_HOSTS"].split(",")
+    assert env["DEBUG"] == env["DJANGO_DEBUG"]
+    assert env["STATIC_ROOT"] == "/app/staticfiles" and env["MEDIA_ROOT"] == "/app/media"
 
 
 def test_other_consumers_get_only_their_secret(example: Rendered) -> None:
@@ -341,7 +350,17 @@ def test_dockerfile(example: Rendered) -> None:
     assert "--mount=type=secret,id=ca,required=false" in text
     assert "ca-certificates.crt" not in text  # no test-bed plumbing in production templates
     assert "USER app" in text and "HEALTHCHECK" in text
-    assert 'ENTRYPOINT ["/app/docker-entrypoint.sh"]' in text
+    # stagectl's own entrypoint, carried in the Dockerfile: the app needs no file of stagectl's.
+    assert 'ENTRYPOINT ["/usr/local/bin/stagectl-entrypoint"]' in text
+    assert "docker-entrypoint.sh" not in text
+    entrypoint = example.text("/opt/projects/beryl3/config/stagectl-entrypoint.py")
+    encoded = re.search(r"echo '([A-Za-z0-9+/=]+)' \| base64 -d > /usr/local/bin/stagectl-entrypoint", text)
+    assert encoded and base64.b64decode(encoded.group(1)).decode() == entrypoint
+    # A build stage with a compiler, a runtime stage with only the run-time libraries.
+    build, runtime = text.split("\nFROM ${PYTHON_IMAGE} AS runtime\n")
+    assert "build-essential" in build and "libpq-dev" in build
+    assert "build-essential" not in runtime and "libpq5" in runtime
+    assert "'Host':\"beryl3.staging.mdubiel.org\"" in runtime  # the healthcheck's Host header
     assert instructions.index("USER") > instructions.index("COPY", instructions.index("FROM", 1))
 
 
@@ -1064,6 +1083,7 @@ def live_stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
                 "name": name,
                 "domain": f"{name}.staging.mdubiel.org",
                 "repo": str(DEMO_APP),
+                "app": DEMO_APP_ENTRY,
                 "ports": {"postgres": free_port(), "django": free_port(), "redis": free_port()},
             }
         ]
