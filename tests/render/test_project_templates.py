@@ -360,7 +360,9 @@ def test_dockerfile(example: Rendered) -> None:
     build, runtime = text.split("\nFROM ${PYTHON_IMAGE} AS runtime\n")
     assert "build-essential" in build and "libpq-dev" in build
     assert "build-essential" not in runtime and "libpq5" in runtime
-    assert "'Host':\"beryl3.staging.mdubiel.org\"" in runtime  # the healthcheck's Host header
+    healthcheck = json.loads(runtime.split("    CMD ", 1)[1].splitlines()[0])
+    assert healthcheck[:2] == ["python", "-c"]
+    assert "'Host':\"beryl3.staging.mdubiel.org\"" in healthcheck[2]  # the project's Host header
     assert instructions.index("USER") > instructions.index("COPY", instructions.index("FROM", 1))
 
 
@@ -1305,3 +1307,68 @@ def test_hadolint_accepts_the_dockerfile(example: Rendered) -> None:
         text=True,
     )
     assert result.returncode == 0, result.stdout
+
+
+# --- the app entry: builders, paths, processes, environment ---------------------------------------
+
+
+def test_pip_app_described_in_full(variant: Rendered) -> None:
+    root = "/opt/projects/project2"
+    text = variant.text(f"{root}/config/Dockerfile")
+    build, runtime = text.split("\nFROM ${PYTHON_IMAGE} AS runtime\n")
+    assert "python -m venv /app/.venv" in build
+    assert "/app/.venv/bin/pip install --requirement requirements/prod.txt" in build
+    assert "uv sync" not in text and "poetry" not in text
+    assert "libpq5 libmagic1" in runtime
+    assert "install -d -o app -g app -m 0755 /srv/app/static /srv/app/uploads" in runtime
+    assert "DJANGO_SETTINGS_MODULE=p2.settings.staging" in runtime
+    entrypoint = variant.text(f"{root}/config/stagectl-entrypoint.py")
+    # The Procfile's web line uses the shell ($GUNICORN_WORKERS): sh runs it.
+    assert ('WEB = ["sh", "-c", "gunicorn p2.wsgi --bind 0.0.0.0:8000 --workers $GUNICORN_WORKERS"]'
+            in entrypoint)
+
+    django = variant.compose("project2")["services"]["django"]
+    assert django["volumes"] == ["./data/static:/srv/app/static", "./data/media:/srv/app/uploads"]
+    assert "command" not in django  # the entrypoint runs the web process
+    assert "c.request('GET',\"/up\"" in django["healthcheck"]["test"][3]
+
+    nginx = variant.text(f"{root}/config/nginx.conf")
+    assert "location /assets/ {" in nginx and "location /uploads/ {" in nginx
+    assert "location /static/" not in nginx
+    assert "location = /prom {" in nginx and "location = /metrics" not in nginx
+
+    env = parse_env(variant.text(f"{root}/config/.env"))
+    assert env["FEATURE_X"] == "on"
+    # The app's own value wins: stagectl's line for that name is left out, not duplicated.
+    assert env["DEBUG"] == "True" and env["DJANGO_DEBUG"] == "False"
+    assert variant.text(f"{root}/config/.env").count("\nDEBUG=") == 1
+    assert env["STRIPE_KEY"] == "sk_test_$value#1"  # single-quoted: Compose takes it literally
+    assert env["STATIC_URL"] == "/assets/" and env["STATIC_ROOT"] == "/srv/app/static"
+    assert env["PROMETHEUS_MULTIPROC_DIR"]
+
+
+def test_own_dockerfile_is_built_as_it_is(variant: Rendered) -> None:
+    root = "/opt/projects/my-app"
+    written = {e["dest"] for e in variant.manifest("project") if e["project"] == "my-app"}
+    assert f"{root}/config/Dockerfile" not in written
+    assert f"{root}/config/stagectl-entrypoint.py" not in written
+    django = variant.compose("my-app")["services"]["django"]
+    assert django["build"] == {"context": "./app", "dockerfile": "docker/Dockerfile"}
+    assert django["command"] == ["uwsgi", "--ini", "uwsgi.ini"]
+    # Defaults of the app entry: health on /, the app's own static root.
+    assert "c.request('GET',\"/\"" in django["healthcheck"]["test"][3]
+    assert django["volumes"] == ["./data/static:/app/staticfiles", "./data/media:/app/media"]
+
+
+def test_prometheus_scrapes_only_apps_with_a_metrics_path(variant: Rendered) -> None:
+    config = variant.shared_yaml("prometheus/config/prometheus.yml")
+    django = next(job for job in config["scrape_configs"] if job["job_name"] == "django")
+    groups = {g["labels"]["project"]: g for g in django["static_configs"]}
+    # The variant's beryl3 and my-app declare no metrics path; project2 serves them on /prom.
+    assert set(groups) == {"project2"}
+    assert groups["project2"]["labels"]["__metrics_path__"] == "/prom"
+    assert groups["project2"]["targets"] == ["project2-django:8000"]
+    probes = next(job for job in config["scrape_configs"] if job["job_name"] == "blackbox-http")
+    targets = [t for g in probes["static_configs"] for t in g["targets"]]
+    assert "https://project2.staging.mdubiel.org/up" in targets
+
