@@ -17,6 +17,7 @@ from stagectl.model import Environment, Project
 # redirections, globs) is run by `sh -c`; a plain one is exec'd as its words, so the process gets
 # the container's signals directly.
 _SHELL_SYNTAX = re.compile(r"[$`;&|<>(){}*?~\\]|\n")
+_CONTROL = re.compile(r"[;&|()`\n]")
 
 
 def process_argv(command: str | None) -> list[str] | None:
@@ -24,7 +25,10 @@ def process_argv(command: str | None) -> list[str] | None:
     if command is None or not command.strip():
         return None
     if _SHELL_SYNTAX.search(command):
-        return ["sh", "-c", command]
+        # One simple command (variables, redirections, globs, but no list or pipeline): the shell
+        # replaces itself with it, so it gets the container's signals instead of the shell.
+        simple = not _CONTROL.search(command)
+        return ["sh", "-c", f"exec {command}" if simple else command]
     return shlex.split(command)
 
 

@@ -204,7 +204,9 @@ def _variant_inventory(data: dict[str, Any]) -> None:
     projects = data["staging"]["vars"]["projects"]
     for project in projects:
         if project["name"] == "beryl3":
-            project.update(worker=True, scheduler=True)
+            # The worker runs stagectl's default command, the scheduler the app's own.
+            project.update(worker=True, scheduler=True,
+                           app={"processes": {"scheduler": "celery -A beryl3 beat --loglevel info"}})
         if project["name"] == "project2":
             # A pip project described by hand: its own URLs and roots, Procfile processes with shell
             # syntax, packages, plain variables, a secret, metrics elsewhere than /metrics.

@@ -237,7 +237,7 @@ def test_worker_and_scheduler_only_when_enabled(example: Rendered, variant: Rend
     memory = variant.project("beryl3")["memory"]
     for name, command in (
         ("worker", ["python", "manage.py", "worker"]),
-        ("scheduler", ["python", "manage.py", "scheduler"]),
+        ("scheduler", ["celery", "-A", "beryl3", "beat", "--loglevel", "info"]),  # app.processes
     ):
         spec = services[name]
         assert spec["image"] == services["django"]["image"]
@@ -1324,7 +1324,7 @@ def test_pip_app_described_in_full(variant: Rendered) -> None:
     assert "DJANGO_SETTINGS_MODULE=p2.settings.staging" in runtime
     entrypoint = variant.text(f"{root}/config/stagectl-entrypoint.py")
     # The Procfile's web line uses the shell ($GUNICORN_WORKERS): sh runs it.
-    assert ('WEB = ["sh", "-c", "gunicorn p2.wsgi --bind 0.0.0.0:8000 --workers $GUNICORN_WORKERS"]'
+    assert ('WEB = ["sh", "-c", "exec gunicorn p2.wsgi --bind 0.0.0.0:8000 --workers $GUNICORN_WORKERS"]'
             in entrypoint)
 
     django = variant.compose("project2")["services"]["django"]

@@ -21,7 +21,8 @@ from tests.unit.test_environment import _edit_yaml, _projects
         ),
         ("python manage.py rqworker 'high prio'", ["python", "manage.py", "rqworker", "high prio"]),
         # Shell syntax (a Procfile line is a shell command line) goes to sh.
-        ("gunicorn app.wsgi --bind 0.0.0.0:$PORT", ["sh", "-c", "gunicorn app.wsgi --bind 0.0.0.0:$PORT"]),
+        # A simple command through sh is exec'd by it (the process gets the container's signals).
+        ("gunicorn app.wsgi --bind 0.0.0.0:$PORT", ["sh", "-c", "exec gunicorn app.wsgi --bind 0.0.0.0:$PORT"]),
         ("python manage.py migrate && python manage.py loaddata x",
          ["sh", "-c", "python manage.py migrate && python manage.py loaddata x"]),
     ],
