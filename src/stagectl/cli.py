@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from stagectl import environment, troubleshooting, vault
@@ -152,6 +153,8 @@ def _print_plan(console: Console, report: plan_mod.PlanReport, kept: Path | None
     for check in report.checks:
         if check.status == "skipped":
             console.print(f"skipped {check.tool} on {check.target}: {check.message}", markup=False)
+    for note in report.notes:
+        console.print(f"[bold yellow]WARNING[/] {escape(note)}", markup=True)
     hosts = ", ".join(report.hosts)
     console.print(
         f"{len(report.files)} files rendered for {hosts} in {report.render_seconds:.1f}s; "

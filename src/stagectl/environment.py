@@ -249,6 +249,16 @@ def _check_vault(vault_data: Any, projects: list[Project], collector: _Collector
                 f"no secrets for project '{project.name}'",
                 "run `stagectl secrets generate` to add the missing ones (existing secrets are kept)",
             )
+            continue
+        have = vault.vault_projects[project.name].app_secrets
+        for name in project.app.secrets:
+            if name not in have:
+                collector.add(
+                    VAULT, f"vault_projects.{project.name}.app_secrets.{name}",
+                    f"project '{project.name}' lists {name} in app.secrets but the vault has no value",
+                    f"add it under vault_projects.{project.name}.app_secrets (`ansible-vault edit {VAULT}`), "
+                    f"or remove it from app.secrets in {INVENTORY}",
+                )
     if not bcrypt_matches(vault.vault_prometheus_password, vault.vault_prometheus_password_bcrypt):
         collector.add(
             VAULT, "vault_prometheus_password_bcrypt",

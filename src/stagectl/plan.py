@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from stagectl import yamlfile
+from stagectl.derived import python_version_notes
 from stagectl.environment import (
     ALLOCATE_PORTS_ENV,
     INVENTORY,
@@ -34,6 +35,8 @@ class PlanReport:
     allocated: dict[str, dict[str, int]] = field(default_factory=dict)
     render_seconds: float = 0.0
     check_seconds: float = 0.0
+    #: Warnings that do not fail the plan (e.g. an app asking for another Python than its image's).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -130,4 +133,5 @@ def plan(
         allocated=loaded.allocated,
         render_seconds=rendered - started,
         check_seconds=time.monotonic() - rendered,
+        notes=python_version_notes(loaded.env),
     )

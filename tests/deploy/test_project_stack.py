@@ -158,10 +158,9 @@ def release(tmp: Path, name: str, *, broken: bool = False) -> Path:
     shutil.copytree(DEMO_APP, target, ignore=shutil.ignore_patterns(".venv", "__pycache__", ".ruff_cache"))
     (target / "RELEASE").write_text(f"{name}\n")
     if broken:
-        entrypoint = target / "docker-entrypoint.sh"
-        text = entrypoint.read_text()
-        assert "exec gunicorn" in text
-        entrypoint.write_text(text.replace("exec gunicorn", 'echo "broken release" >&2; exit 3; exec gunicorn'))
+        # The web process (gunicorn with this config) cannot start; manage.py never reads it.
+        config = target / "gunicorn.conf.py"
+        config.write_text('raise SystemExit("broken release")\n' + config.read_text())
     return target
 
 

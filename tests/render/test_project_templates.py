@@ -11,6 +11,7 @@ redis-server, postgres.
 
 from __future__ import annotations
 
+import base64
 import getpass
 import json
 import os
@@ -29,6 +30,7 @@ from typing import Any
 import pytest
 import yaml
 
+from stagectl.sandbox.environment import DEMO_APP as DEMO_APP_ENTRY
 from tests.conftest import missing_tool
 from tests.render.conftest import CONTRACT_KINDS, RenderedEnv, make_environment, render
 
@@ -236,7 +238,7 @@ def test_worker_and_scheduler_only_when_enabled(example: Rendered, variant: Rend
     memory = variant.project("beryl3")["memory"]
     for name, command in (
         ("worker", ["python", "manage.py", "worker"]),
-        ("scheduler", ["python", "manage.py", "scheduler"]),
+        ("scheduler", ["celery", "-A", "beryl3", "beat", "--loglevel", "info"]),  # app.processes
     ):
         spec = services[name]
         assert spec["image"] == services["django"]["image"]
@@ -289,8 +291,15 @@ def test_app_env_has_the_seed_variables(example: Rendered, name: str) -> None:
     assert env["EMAIL_HOST"] == "localhost" and env["EMAIL_PORT"] == "1025"
     assert env["PROJECT_NAME"] == name
     assert env["GUNICORN_WORKERS"] == str(project["gunicorn_workers"])
-    assert env["PROMETHEUS_MULTIPROC_DIR"]
+    # The example's apps declare no metrics path: no multiprocess directory for prometheus_client.
+    assert "PROMETHEUS_MULTIPROC_DIR" not in env
     assert env["DJANGO_MIGRATE_ON_START"] == "0"
+    # The names apps commonly read carry the same values.
+    assert env["SECRET_KEY"] == env["DJANGO_SECRET_KEY"]
+    assert env["ALLOWED_HOSTS"] == env["DJANGO_ALLOWED_HOSTS"]
+    assert project["containers"]["django"] in env["ALLOWED_HOSTS"].split(",")
+    assert env["DEBUG"] == env["DJANGO_DEBUG"]
+    assert env["STATIC_ROOT"] == "/app/staticfiles" and env["MEDIA_ROOT"] == "/app/media"
 
 
 def test_other_consumers_get_only_their_secret(example: Rendered) -> None:
@@ -342,7 +351,19 @@ def test_dockerfile(example: Rendered) -> None:
     assert "--mount=type=secret,id=ca,required=false" in text
     assert "ca-certificates.crt" not in text  # no test-bed plumbing in production templates
     assert "USER app" in text and "HEALTHCHECK" in text
-    assert 'ENTRYPOINT ["/app/docker-entrypoint.sh"]' in text
+    # stagectl's own entrypoint, carried in the Dockerfile: the app needs no file of stagectl's.
+    assert 'ENTRYPOINT ["/usr/local/bin/stagectl-entrypoint"]' in text
+    assert "docker-entrypoint.sh" not in text
+    entrypoint = example.text("/opt/projects/beryl3/config/stagectl-entrypoint.py")
+    encoded = re.search(r"echo '([A-Za-z0-9+/=]+)' \| base64 -d > /usr/local/bin/stagectl-entrypoint", text)
+    assert encoded and base64.b64decode(encoded.group(1)).decode() == entrypoint
+    # A build stage with a compiler, a runtime stage with only the run-time libraries.
+    build, runtime = text.split("\nFROM ${PYTHON_IMAGE} AS runtime\n")
+    assert "build-essential" in build and "libpq-dev" in build
+    assert "build-essential" not in runtime and "libpq5" in runtime
+    healthcheck = json.loads(runtime.split("    CMD ", 1)[1].splitlines()[0])
+    assert healthcheck[:2] == ["python", "-c"]
+    assert "'Host':\"beryl3.staging.mdubiel.org\"" in healthcheck[2]  # the project's Host header
     assert instructions.index("USER") > instructions.index("COPY", instructions.index("FROM", 1))
 
 
@@ -1071,6 +1092,7 @@ def live_stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
                 "name": name,
                 "domain": f"{name}.staging.mdubiel.org",
                 "repo": str(DEMO_APP),
+                "app": DEMO_APP_ENTRY,
                 "ports": {"postgres": free_port(), "django": free_port(), "redis": free_port()},
             }
         ]
@@ -1293,3 +1315,68 @@ def test_hadolint_accepts_the_dockerfile(example: Rendered) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout
+
+
+# --- the app entry: builders, paths, processes, environment ---------------------------------------
+
+
+def test_pip_app_described_in_full(variant: Rendered) -> None:
+    root = "/opt/projects/project2"
+    text = variant.text(f"{root}/config/Dockerfile")
+    build, runtime = text.split("\nFROM ${PYTHON_IMAGE} AS runtime\n")
+    assert "python -m venv /app/.venv" in build
+    assert "/app/.venv/bin/pip install --requirement requirements/prod.txt" in build
+    assert "uv sync" not in text and "poetry" not in text
+    assert "libpq5 libmagic1" in runtime
+    assert "install -d -o app -g app -m 0755 /srv/app/static /srv/app/uploads" in runtime
+    assert "DJANGO_SETTINGS_MODULE=p2.settings.staging" in runtime
+    entrypoint = variant.text(f"{root}/config/stagectl-entrypoint.py")
+    # The Procfile's web line uses the shell ($GUNICORN_WORKERS): sh runs it.
+    assert ('WEB = ["sh", "-c", "exec gunicorn p2.wsgi --bind 0.0.0.0:8000 --workers $GUNICORN_WORKERS"]'
+            in entrypoint)
+
+    django = variant.compose("project2")["services"]["django"]
+    assert django["volumes"] == ["./data/static:/srv/app/static", "./data/media:/srv/app/uploads"]
+    assert "command" not in django  # the entrypoint runs the web process
+    assert "c.request('GET',\"/up\"" in django["healthcheck"]["test"][3]
+
+    nginx = variant.text(f"{root}/config/nginx.conf")
+    assert "location /assets/ {" in nginx and "location /uploads/ {" in nginx
+    assert "location /static/" not in nginx
+    assert "location = /prom {" in nginx and "location = /metrics" not in nginx
+
+    env = parse_env(variant.text(f"{root}/config/.env"))
+    assert env["FEATURE_X"] == "on"
+    # The app's own value wins: stagectl's line for that name is left out, not duplicated.
+    assert env["DEBUG"] == "True" and env["DJANGO_DEBUG"] == "False"
+    assert variant.text(f"{root}/config/.env").count("\nDEBUG=") == 1
+    assert env["STRIPE_KEY"] == "sk_test_$value#1"  # single-quoted: Compose takes it literally
+    assert env["STATIC_URL"] == "/assets/" and env["STATIC_ROOT"] == "/srv/app/static"
+    assert env["PROMETHEUS_MULTIPROC_DIR"]
+
+
+def test_own_dockerfile_is_built_as_it_is(variant: Rendered) -> None:
+    root = "/opt/projects/my-app"
+    written = {e["dest"] for e in variant.manifest("project") if e["project"] == "my-app"}
+    assert f"{root}/config/Dockerfile" not in written
+    assert f"{root}/config/stagectl-entrypoint.py" not in written
+    django = variant.compose("my-app")["services"]["django"]
+    assert django["build"] == {"context": "./app", "dockerfile": "docker/Dockerfile"}
+    assert django["command"] == ["uwsgi", "--ini", "uwsgi.ini"]
+    # Defaults of the app entry: health on /, the app's own static root.
+    assert "c.request('GET',\"/\"" in django["healthcheck"]["test"][3]
+    assert django["volumes"] == ["./data/static:/app/staticfiles", "./data/media:/app/media"]
+
+
+def test_prometheus_scrapes_only_apps_with_a_metrics_path(variant: Rendered) -> None:
+    config = variant.shared_yaml("prometheus/config/prometheus.yml")
+    django = next(job for job in config["scrape_configs"] if job["job_name"] == "django")
+    groups = {g["labels"]["project"]: g for g in django["static_configs"]}
+    # The variant's beryl3 and my-app declare no metrics path; project2 serves them on /prom.
+    assert set(groups) == {"project2"}
+    assert groups["project2"]["labels"]["__metrics_path__"] == "/prom"
+    assert groups["project2"]["targets"] == ["project2-django:8000"]
+    probes = next(job for job in config["scrape_configs"] if job["job_name"] == "blackbox-http")
+    targets = [t for g in probes["static_configs"] for t in g["targets"]]
+    assert "https://project2.staging.mdubiel.org/up" in targets
+

@@ -313,14 +313,20 @@ def test_prometheus_scrapes_every_project_exporter_with_labels(rendered: Rendere
                                  ("redis-exporter", "redis-exporter:9121", "redis"),
                                  ("nginx-exporter", "nginx-exporter:9113", "nginx"),
                                  ("django", "django:8000", "django")):
-        if not projects:
+        # Django's own metrics only for the apps that have them (app.metrics_path).
+        scraped = [p for p in projects if job != "django" or p["app"]["metrics_path"]]
+        if not scraped:
             assert job not in jobs
             continue
         assert _targets(config, job) == [
-            (f"{p['name']}-{suffix}", {"project": p["name"], "service": service}) for p in projects
+            (f"{p['name']}-{suffix}",
+             {"project": p["name"], "service": service,
+              **({"__metrics_path__": p["app"]["metrics_path"]}
+                 if job == "django" and p["app"]["metrics_path"] != "/metrics" else {})})
+            for p in scraped
         ]
     probes = [t for t, _ in _targets(config, "blackbox-http")]
-    assert probes == [f"https://{p['domain']}/healthz" for p in projects] + [
+    assert probes == [f"https://{p['domain']}{p['app']['health_path']}" for p in projects] + [
         f"https://{rendered.stagectl['monitoring_domains']['grafana']}/api/health"
     ]
     [self_scrape] = [s for s in config["scrape_configs"] if s["job_name"] == "prometheus"]

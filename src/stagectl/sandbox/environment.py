@@ -7,7 +7,8 @@ What differs from `stagectl init`'s seed example, and why:
   host keys pinned in the sandbox's own known_hosts (the seed's 192.168.1.14 is never contacted);
 * `server_domain: sandbox.test` and projects `beryl3.sandbox.test` / `project2.sandbox.test`
   (`.test` is reserved by RFC 6761 and never resolves outside), with the seed's ports;
-* `repo:` the local path of `examples/demo-app`, which the `project` role ships as is;
+* `repo:` the local path of `examples/demo-app`, which the `project` role ships as is, and its
+  `app:` entry (DEMO_APP), what `stagectl project add` would detect in it;
 * every image setting points at a local stand-in (no registry is reachable), loaded from the
   archive listed in `docker.preload_archives`; services without a stand-in are disabled;
 * `certificates.provider: selfsigned` (no ACME server reaches a sandbox);
@@ -44,6 +45,18 @@ from stagectl.vault import (
 )
 
 SANDBOX_DOMAIN = "sandbox.test"
+
+#: The `app:` entry of examples/demo-app: a uv project with probes and Prometheus metrics. Its web
+#: process is its own gunicorn command: gunicorn.conf.py's hooks keep the multiprocess metrics right.
+DEMO_APP: dict[str, Any] = {
+    "builder": "uv",
+    "settings": "demo.settings",
+    "wsgi": "demo.wsgi:application",
+    "health_path": "/healthz",
+    "ready_path": "/readyz",
+    "metrics_path": "/metrics",
+    "processes": {"web": "gunicorn --config gunicorn.conf.py demo.wsgi:application"},
+}
 HOST_NAME = "sandbox"
 ANSIBLE_USER = "ansible"
 
@@ -137,7 +150,12 @@ def sandbox_inventory(info: SandboxInfo, demo_app: Path) -> dict[str, Any]:
     projects = []
     for project in seed["staging"]["vars"]["projects"]:
         projects.append(
-            {**project, "domain": f"{project['name']}.{SANDBOX_DOMAIN}", "repo": str(demo_app)}
+            {
+                **project,
+                "domain": f"{project['name']}.{SANDBOX_DOMAIN}",
+                "repo": str(demo_app),
+                "app": DEMO_APP,
+            }
         )
     host = {
         "ansible_host": info.ssh_host,
