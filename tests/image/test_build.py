@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import missing_tool
 from tests.render.conftest import RenderedEnv, make_environment, render
 
 pytestmark = pytest.mark.docker
@@ -126,11 +127,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Built]
     from stagectl.sandbox.images import BuildError, ImageBuilder, docker_available
 
     if shutil.which("docker") is None or not docker_available():
-        pytest.skip("no Docker daemon answers `docker info` (scripts/testbed-setup.sh docker)")
+        missing_tool("no Docker daemon answers `docker info` (scripts/testbed-setup.sh docker)")
     try:
         refs = {r.name: r.ref for r in ImageBuilder(out=lambda _line: None).build(list(STANDINS.values()))}
     except BuildError as exc:
-        pytest.skip(f"the stand-in images cannot be built here: {exc}")
+        missing_tool(f"the stand-in images cannot be built here: {exc}")
 
     tmp = tmp_path_factory.mktemp("image")
     suffix = uuid.uuid4().hex[:6]

@@ -15,6 +15,7 @@ from stagectl.render import RenderedFile
 from stagectl.validate import Check
 from stagectl.validators import base, cache
 from stagectl.validators.cache import ResultCache
+from tests.conftest import missing_tool
 
 HOST = "server"
 
@@ -54,7 +55,7 @@ def _check(files: list[RenderedFile], results: ResultCache) -> list[Check]:
 
 def test_a_pass_is_reused_until_the_file_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if validate.tool_path("yamllint") is None:
-        pytest.skip("yamllint is not installed")
+        missing_tool("yamllint is not installed")
     runs = Runs(monkeypatch)
     results = ResultCache(tmp_path / "cache")
     config = _file(tmp_path / "out", "/opt/app/config.yml", "yaml", "a: 1\nb: [1, 2]\n")
@@ -84,7 +85,7 @@ def test_a_pass_is_reused_until_the_file_changes(tmp_path: Path, monkeypatch: py
 
 def test_no_cache_runs_every_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if validate.tool_path("yamllint") is None:
-        pytest.skip("yamllint is not installed")
+        missing_tool("yamllint is not installed")
     runs = Runs(monkeypatch)
     config = _file(tmp_path / "out", "/opt/app/config.yml", "yaml", "a: 1\n")
     for _ in range(2):
@@ -94,7 +95,7 @@ def test_no_cache_runs_every_check(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 def test_many_yaml_files_are_checked_in_one_run_each_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if validate.tool_path("yamllint") is None:
-        pytest.skip("yamllint is not installed")
+        missing_tool("yamllint is not installed")
     runs = Runs(monkeypatch)
     files = [_file(tmp_path / "out", f"/opt/app{i}/config.yml", "yaml", f"name: app{i}\n") for i in range(5)]
     files[3].local.write_text("name: [unclosed\n")
