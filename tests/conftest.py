@@ -32,7 +32,7 @@ class EnvFixture:
 
 @pytest.fixture
 def example_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> EnvFixture:
-    """`stagectl init` output with the seed's example, its vault key outside the directory."""
+    """`stagectl init` output with the example, its vault key outside the directory."""
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home" / ".config"))
     root = tmp_path / "env"

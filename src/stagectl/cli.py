@@ -89,7 +89,7 @@ def init(
     directory: Annotated[Path, typer.Argument(help="Where to write the environment (created if missing).")],
     vault_password_file: VaultFile = None,
 ) -> None:
-    """Scaffold the seed's layout with the example projects and a vault of generated secrets."""
+    """Scaffold the Ansible layout with the example projects and a vault of generated secrets."""
     from stagectl.scaffold import init_environment
 
     password_file = _vault_file(directory, vault_password_file)
@@ -231,7 +231,7 @@ def deploy(
         bool, typer.Option("--profile", help="After the summary, list the slowest tasks and where the time went.")
     ] = False,
 ) -> None:
-    """Validate, then run the seed's deployment phases (or one project's stack)."""
+    """Validate, then run the deployment phases (or one project's stack)."""
     from stagectl.deploy import deploy as run_deploy
 
     console = _console()
@@ -270,7 +270,7 @@ def _print_profile(console: Console, report: DeployReport, count: int = 15) -> N
 
 @app.command()
 def doctor(env: EnvDir = Path("."), vault_password_file: VaultFile = None) -> None:
-    """The seed's troubleshooting guide as checks: each failing one with its fix. Changes nothing."""
+    """The troubleshooting guide as checks: each failing one with its fix. Changes nothing."""
     from stagectl.doctor import run_doctor
 
     console = _console()
@@ -418,7 +418,7 @@ def dns(
     env: EnvDir = Path("."),
     check: Annotated[bool, typer.Option("--check/--no-check", help="Also resolve each name here.")] = True,
 ) -> None:
-    """The A records the environment needs (seed: DNS Configuration), and whether they resolve."""
+    """The A records the environment needs, and whether they resolve."""
     import socket
 
     from stagectl.derived import derive

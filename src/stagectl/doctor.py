@@ -1,4 +1,4 @@
-"""`stagectl doctor`: the seed's Troubleshooting Guide and Health Checks as automated checks.
+"""`stagectl doctor`: the troubleshooting guide and health checks as automated checks.
 
 Two halves, so the judgement is testable without a server:
 
@@ -7,11 +7,11 @@ Two halves, so the judgement is testable without a server:
   as registered task results, to one JSON file per host on this machine; DNS is resolved here,
   on the controller, through an injectable resolver;
 * judging: pure functions turn those findings and the environment's derived model into
-  `CheckResult`s, each failing one carrying its fix (the seed's own where it has one, else the
+  `CheckResult`s, each failing one carrying its fix (its own where it has one, else the
   known problems of `stagectl.troubleshooting`).
 
-Nothing here prints and nothing changes a server (PRODUCT.md: only the collection changes one,
-and doctor only reads).
+Nothing here prints and nothing changes a server (only the collection changes one, and doctor
+only reads).
 """
 
 from __future__ import annotations
@@ -239,7 +239,7 @@ class Connection:
         return f"{self.user}@{self.host}" if self.user else self.host
 
     def ssh(self, command: str = "") -> str:
-        """The seed's way to run a command on the server: ssh -i KEY USER@HOST "COMMAND"."""
+        """How to run a command on the server by hand: ssh -i KEY USER@HOST "COMMAND"."""
         parts = ["ssh"]
         if self.key:
             parts += ["-i", self.key]
@@ -380,10 +380,10 @@ def _key_fix(conn: Connection, key_state: KeyState | None) -> str:
             f"{key} cannot be read as an SSH private key: check the file, "
             f"or make a new one ({new_key})"
         )
-    # The key is fine here: the server does not accept it for this user (the seed's solutions).
+    # The key is fine here: the server does not accept it for this user (the usual causes).
     return (
         f"the server does not accept {key} for user '{user}'. Check that ansible_user is the "
-        f"user bootstrap created (the seed's 'ansible'); test with {conn.ssh('echo test')}; "
+        f"user bootstrap created ('ansible' by default); test with {conn.ssh('echo test')}; "
         f"authorize the key: cat {key}.pub, then on the server: "
         f'echo "PASTE_KEY_HERE" | sudo tee -a /home/{user}/.ssh/authorized_keys; '
         f"or {bootstrap}"
@@ -455,14 +455,14 @@ def judge_ssh(host: str, findings: Findings, key_state: KeyState | None = None) 
 
 
 def _python_install(family: str, conn: Connection) -> str:
-    seed = {
+    installs = {
         "Archlinux": conn.ssh("sudo pacman -Sy python --noconfirm"),
         "Debian": conn.ssh("sudo apt-get install -y python3"),
     }
-    if family in seed:
-        commands = seed[family]
+    if family in installs:
+        commands = installs[family]
     else:
-        commands = f"{seed['Archlinux']} (Arch) or {seed['Debian']} (Debian)"
+        commands = f"{installs['Archlinux']} (Arch) or {installs['Debian']} (Debian)"
     bootstrap = f"`stagectl bootstrap --as root@{conn.host}`"
     return f"install Python: {commands}; or run {bootstrap}, which does it"
 
@@ -499,7 +499,7 @@ def judge_python(host: str, findings: Findings) -> CheckResult:
 def _sudoers_fix(conn: Connection) -> str:
     user = conn.user or "ansible"
     return (
-        "configure passwordless sudo (seed: Privilege Escalation Issues), on the server as "
+        "configure passwordless sudo, on the server as "
         f"root or another sudo user: echo '{user} ALL=(ALL) NOPASSWD:ALL' | "
         f"sudo tee /etc/sudoers.d/{user} && sudo chmod 440 /etc/sudoers.d/{user}; "
         f"then {conn.ssh('sudo whoami')} must print root "
@@ -1099,8 +1099,8 @@ def judge_dns(
                     host,
                     "failed",
                     f"{record} does not resolve ({exc})",
-                    f"add the record {add} in the zone of the domain (seed: DNS Configuration; "
-                    f"`stagectl dns` lists every record); check with dig +short {record}",
+                    f"add the record {add} in the zone of the domain (`stagectl dns` "
+                    f"lists every record); check with dig +short {record}",
                 )
             )
             continue

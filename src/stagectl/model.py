@@ -1,7 +1,7 @@
 """The one definition of an environment: pydantic models of each environment file, and every
 value derived from them (ports, names, networks, paths) that the templates and the CLI use.
 
-The environment is the seed's Ansible layout:
+The environment is an Ansible layout:
 
     inventory/staging.yml    hosts and projects          -> Inventory
     group_vars/all.yml       global settings             -> GlobalSettings
@@ -431,7 +431,7 @@ def _svc(
 
 
 class SharedServices(Strict):
-    """The monitoring stack. Ports and retention are the seed's; memory from its Resource Allocation."""
+    """The monitoring stack. Defaults: the standard ports, retention, memory budgets."""
 
     @model_validator(mode="after")
     def _consistent(self) -> SharedServices:
@@ -484,7 +484,7 @@ class ProjectImages(Strict):
 
 
 class ProjectMemory(Strict):
-    """Per-container limits; PostgreSQL 1 GB per project is the seed's figure."""
+    """Per-container limits; PostgreSQL gets 1 GB per project by default."""
 
     postgres: ContainerMemory = "1g"
     redis: ContainerMemory = "256m"

@@ -1,4 +1,4 @@
-"""The seed's Troubleshooting Guide as data: known failure messages and what fixes them.
+"""The troubleshooting guide as data: known failure messages and what fixes them.
 
 Used to explain a failed deploy or bootstrap task in plain words, and by `doctor`.
 """

@@ -4,7 +4,7 @@ The session's sandbox, bootstrapped and deployed by tests/deploy/conftest.py (be
 project2 both built from examples/demo-app); health, notes, isolation, byte-for-byte files and
 the no-op redeploy are checked in test_end_to_end.py on the same deployment.
 
-The tests then check the stacks from inside the server (`docker exec`, never the seed's address):
+The tests then check the stacks from inside the server (`docker exec`, never the example's address):
 health through each project nginx, notes written through the app, isolation between the
 projects, secrets files, published ports, files byte for byte as `stagectl plan` renders them,
 idempotence (a second run and `--check --diff` change nothing), a new release (backup, gated
@@ -42,9 +42,9 @@ HOST = "sandbox"
 PROJECTS = ("beryl3", "project2")
 SERVICES = ("postgres", "redis", "django", "nginx", "postgres-exporter", "redis-exporter",
             "nginx-exporter")
-# Host ports of the example projects (the seed's), which must listen on 127.0.0.1 only.
+# Host ports of the example projects (the defaults), which must listen on 127.0.0.1 only.
 LOOPBACK_PORTS = {5432, 5433, 6379, 6380, 8000, 8001}
-# shared/TESTBED.md: PyPI over HTTPS from inside a container needs the machine's CA bundle.
+# On the test bed, PyPI over HTTPS from inside a container needs the machine's CA bundle.
 # Test-bed plumbing, handed to the role's build secret `ca`; production has none.
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 # A stuck deploy must end the test, not the CI run.

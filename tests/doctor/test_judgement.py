@@ -242,7 +242,7 @@ def test_after_bootstrap_host_checks_pass_and_docker_fails_with_its_fix(
         assert (results[name].status, results[name].detail) == ("skipped", "needs Docker")
 
 
-def test_broken_sudo_fails_with_the_seeds_fix(expect: Expectations) -> None:
+def test_broken_sudo_fails_with_the_documented_fix(expect: Expectations) -> None:
     results = by_name(judge_host(HOST, recorded("sudo_broken"), expect))
     sudo = results["sudo"]
     assert sudo.status == "failed"
@@ -283,7 +283,7 @@ def arch(findings: dict[str, Any]) -> dict[str, Any]:
     return findings
 
 
-def test_missing_python_on_arch_gets_the_seeds_pacman_fix(expect: Expectations) -> None:
+def test_missing_python_on_arch_gets_the_pacman_fix(expect: Expectations) -> None:
     findings = arch(recorded("partial_stack"))
     findings["python"] = ran(findings["python"], 1)
     results = by_name(judge_host(HOST, findings, expect))

@@ -256,7 +256,7 @@ def _no_projects(data: dict[str, Any]) -> None:
 
 
 ENVIRONMENTS: dict[str, dict[str, Edit]] = {
-    # The seed's example: beryl3 and project2.
+    # The example: beryl3 and project2.
     "example": {},
     # Every optional path at once: worker and scheduler (beryl3), a pip app described in full
     # (project2), a third project with allocated ports and its own Dockerfile, a custom image, retentions, log rotation, e-mail and webhook alerting, self-signed

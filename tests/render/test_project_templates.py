@@ -38,7 +38,7 @@ Rendered = RenderedEnv
 ROLES = ("project", "backups")
 # Where the two roles write on the server (the rest of a render belongs to other roles).
 ROLE_PREFIXES = ("/opt/projects/", "/etc/stagectl/backups/", "/etc/systemd/system/", "/usr/local/sbin/")
-SEED_PORTS = {
+EXAMPLE_PORTS = {
     "beryl3": {"postgres": 5432, "django": 8000, "redis": 6379},
     "project2": {"postgres": 5433, "django": 8001, "redis": 6380},
 }
@@ -168,7 +168,7 @@ def test_compose_services_are_complete(example: Rendered, name: str) -> None:
 @pytest.mark.parametrize("name", ["beryl3", "project2"])
 def test_compose_publishes_only_on_loopback(example: Rendered, name: str) -> None:
     services = example.compose(name)["services"]
-    ports = SEED_PORTS[name]
+    ports = EXAMPLE_PORTS[name]
     assert services["postgres"]["ports"] == [f"127.0.0.1:{ports['postgres']}:5432"]
     assert services["redis"]["ports"] == [f"127.0.0.1:{ports['redis']}:6379"]
     assert services["django"]["ports"] == [f"127.0.0.1:{ports['django']}:8000"]
@@ -272,7 +272,7 @@ def parse_env(text: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("name", ["beryl3", "project2"])
-def test_app_env_has_the_seed_variables(example: Rendered, name: str) -> None:
+def test_app_env_has_the_expected_variables(example: Rendered, name: str) -> None:
     env = parse_env(example.text(f"/opt/projects/{name}/config/.env"))
     project = example.project(name)
     secrets = example.vault["vault_projects"][name]
@@ -460,7 +460,7 @@ def test_docker_compose_config_accepts_it(
         ]
         for service, spec in resolved["services"].items()
     }
-    ports = SEED_PORTS[name]
+    ports = EXAMPLE_PORTS[name]
     assert published["postgres"] == [("127.0.0.1", str(ports["postgres"]), 5432)]
     assert published["redis"] == [("127.0.0.1", str(ports["redis"]), 6379)]
     assert published["django"] == [("127.0.0.1", str(ports["django"]), 8000)]

@@ -2,7 +2,7 @@
 tools where they are installed (promtool, amtool, nginx, docker compose), statically otherwise.
 
 The environments are built and rendered once per session by tests/render/conftest.py, with
-`stagectl.render.render_environment` (what `stagectl plan` renders and `deploy` writes): the seed's
+`stagectl.render.render_environment` (what `stagectl plan` renders and `deploy` writes): the
 example, a variant exercising the optional paths, and one without projects.
 """
 
@@ -35,7 +35,7 @@ SERVICES = {  # compose service -> key in stagectl.shared
     "node-exporter": "node_exporter", "cadvisor": "cadvisor", "alloy": "alloy",
     "blackbox-exporter": "blackbox_exporter", "nginx": "nginx",
 }
-NO_BINARY = "no package in Debian or PyPI and Go modules are not served (shared/TESTBED.md)"
+NO_BINARY = "no package in Debian or PyPI and Go modules are not served on the test bed"
 Rendered = RenderedEnv
 
 
@@ -176,7 +176,7 @@ def test_compose_services_follow_the_model(rendered: Rendered) -> None:
     assert compose.check_policy(rendered.shared("docker-compose.yml")) == []
 
 
-def test_compose_seed_values(example: Rendered) -> None:
+def test_compose_default_values(example: Rendered) -> None:
     services = example.shared_yaml("docker-compose.yml")["services"]
     published = {name: s["ports"] for name, s in services.items() if name != "nginx" and s.get("ports")}
     assert published == {
@@ -361,7 +361,7 @@ def _rules(rendered: Rendered) -> dict[str, list[dict[str, Any]]]:
     return groups
 
 
-def test_rule_catalogue_covers_the_seed(example: Rendered) -> None:
+def test_rule_catalogue_covers_every_group(example: Rendered) -> None:
     groups = _rules(example)
     assert set(groups) == {"meta", "database", "application", "system", "ssl", "backups"}
     names = {group: {r["alert"] for r in rules} for group, rules in groups.items()}
@@ -488,7 +488,7 @@ def test_loki_static(rendered: Rendered) -> None:
     assert config["server"]["http_listen_port"] == rendered.stagectl["shared"]["loki"]["port"]
 
 
-def test_loki_seed_retention(example: Rendered) -> None:
+def test_loki_default_retention(example: Rendered) -> None:
     assert example.shared_yaml("loki/config/loki.yml")["limits_config"]["retention_period"] == "14d"
 
 

@@ -1,7 +1,7 @@
 """The sandbox library: `up` gives a booted systemd server reachable by root's key on 127.0.0.1,
 with the image archive mounted read-only and HTTP/HTTPS published on 127.0.0.1 only; `up` again
 changes nothing; `restart` keeps data; `down` removes the container and keeps (or removes) the
-Docker volume; the generated environment validates and names nothing of the seed's servers.
+Docker volume; the generated environment validates and names nothing of the example's servers.
 
 Docker tests skip, saying why, when no daemon answers. Every sandbox gets a unique name and free
 ports, so parallel runs do not clash, and is removed with its volume afterwards. Tests reach the
@@ -451,7 +451,7 @@ def fake_info(root: Path, ssh_port: int = 42222) -> SandboxInfo:
     )
 
 
-def test_environment_validates_and_names_none_of_the_seeds_servers(tmp_path: Path) -> None:
+def test_environment_validates_and_names_none_of_the_example_servers(tmp_path: Path) -> None:
     info = fake_info(tmp_path)
     env_root, password_file = default_environment_paths(info)
     result = write_sandbox_environment(

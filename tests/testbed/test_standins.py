@@ -716,7 +716,7 @@ def _ssh_banner(port: int) -> str:
 def test_sandbox_server_boots_systemd_and_answers_ssh(
     images: dict[str, str], lab: Lab, tmp_path: Path
 ) -> None:
-    # The TESTBED.md option set; SSH on an ephemeral 127.0.0.1 port so that a running
+    # SANDBOX_RUN_OPTIONS; SSH on an ephemeral 127.0.0.1 port so that a running
     # `stagectl sandbox` (which uses 127.0.0.1:2222) is not disturbed.
     docker_volume = lab.volume()
     server = lab.run(

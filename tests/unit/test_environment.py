@@ -37,7 +37,7 @@ def _problems(env: EnvFixture) -> list[str]:
     return [str(p) for p in info.value.problems]
 
 
-def test_example_environment_is_valid_with_seed_values(example_env: EnvFixture) -> None:
+def test_example_environment_is_valid_with_default_values(example_env: EnvFixture) -> None:
     loaded = load_environment(example_env.root, vault_password_file=example_env.vault_password_file)
     env = loaded.env
     assert env.server_domain == "staging.mdubiel.org"
