@@ -250,8 +250,23 @@ PORT_BASES: dict[str, int] = {"postgres": 5432, "django": 8000, "redis": 6379}
 
 ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 EnvName = Annotated[str, Field(pattern=ENV_NAME_RE.pattern)]
-UrlPath = Annotated[str, Field(pattern=r"^/[^\s?#]*$")]
-ContainerPath = Annotated[str, Field(pattern=r"^/[^\s]*$")]
+def _url_path(value: str) -> str:
+    if not re.fullmatch(r"/[^\s?#]*", value):
+        raise ValueError(f"'{value}' is not a URL path: write it from the root, e.g. /healthz or /static/")
+    return value
+
+
+def _container_path(value: str) -> str:
+    if not re.fullmatch(r"/\S*", value):
+        raise ValueError(
+            f"'{value}' is not an absolute path inside the image: the app lives in /app, so write "
+            "e.g. /app/staticfiles"
+        )
+    return value
+
+
+UrlPath = Annotated[str, AfterValidator(_url_path)]
+ContainerPath = Annotated[str, AfterValidator(_container_path)]
 AptPackage = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9+.-]+$")]
 
 
