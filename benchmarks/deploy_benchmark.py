@@ -1,5 +1,7 @@
 """Deploy figures on a fresh sandbox: `sandbox up` with and without a cached server image, cold
-deploy (stand-in images cached), and a no-op redeploy with its task count.
+deploy (stand-in images cached), a no-op redeploy of the whole server and of one project with
+their task counts and slowest tasks, beside one `ansible -m ping` of the same host (the floor:
+one SSH connection and one module run).
 
     .venv/bin/python benchmarks/deploy_benchmark.py
 
@@ -10,13 +12,17 @@ Talks only to the sandbox it starts (127.0.0.1 and the local Docker bridge).
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-from stagectl.deploy import bootstrap, deploy
+from stagectl import collection
+from stagectl.deploy import DeployReport, bootstrap, deploy
+from stagectl.environment import INVENTORY
 from stagectl.sandbox import archive, server
 from stagectl.sandbox.environment import bootstrap_target, write_sandbox_environment
 from stagectl.sandbox.images.builder import SANDBOX_SERVER, ImageBuilder
@@ -29,6 +35,26 @@ def timed(label: str, work):  # type: ignore[no-untyped-def]
     result = work()
     print(f"{label}: {time.monotonic() - started:.1f}s", flush=True)
     return result
+
+
+def report(label: str, result: DeployReport) -> None:
+    run = result.run
+    print(f"  {label}: validation {result.plan.render_seconds + result.plan.check_seconds:.1f}s, "
+          f"ansible {run.seconds:.1f}s, {run.tasks} tasks, "
+          f"changed {sum(s.changed for s in run.hosts.values())}, ok={run.ok}")
+    for timing in run.slowest(5):
+        print(f"    {timing.seconds:6.2f}s  {timing.role or '-'}: {timing.task}")
+
+
+def ping(root: Path, password_file: Path) -> None:
+    """`ansible -m ping` of the inventory's hosts, with the settings of a stagectl run."""
+    env = {**os.environ, **collection.ansible_env(),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    subprocess.run(
+        ["ansible", "staging", "-i", str(root / INVENTORY), "--vault-password-file", str(password_file),
+         "-m", "ansible.builtin.ping", "--become"],
+        cwd=root, env=env, check=True, capture_output=True,
+    )
 
 
 def main() -> None:
@@ -60,11 +86,13 @@ def main() -> None:
                                                           connect_key=target.connect_key))
             assert result.ok, result.failures
             cold = timed("cold deploy (validation included)", lambda: deploy(root, password_file))
-            print(f"  cold deploy: ansible {cold.run.seconds:.1f}s, {cold.run.tasks} tasks, "
-                  f"changed {sum(s.changed for s in cold.run.hosts.values())}, ok={cold.run.ok}")
+            report("cold deploy", cold)
             again = timed("no-op redeploy (validation included)", lambda: deploy(root, password_file))
-            print(f"  no-op redeploy: ansible {again.run.seconds:.1f}s, {again.run.tasks} tasks, "
-                  f"changed {sum(s.changed for s in again.run.hosts.values())}, ok={again.run.ok}")
+            report("no-op redeploy", again)
+            project = timed("no-op deploy --project beryl3 (validation included)",
+                            lambda: deploy(root, password_file, project="beryl3"))
+            report("no-op deploy --project beryl3", project)
+            timed("ansible -m ping --become, same host and settings", lambda: ping(root, password_file))
         finally:
             server.down(name, remove_data=True)
 

@@ -1,15 +1,20 @@
-"""Wall time and peak memory of `stagectl plan` for the example and for a generated environment.
+"""Wall time, CPU time and peak memory of `stagectl plan` for the example and for generated
+environments, on a cold and on a warm validator cache.
 
-    .venv/bin/python benchmarks/plan_benchmark.py            # example (2 projects) and 50 projects
-    .venv/bin/python benchmarks/plan_benchmark.py --projects 10
+    .venv/bin/python benchmarks/plan_benchmark.py                    # example, 10, 50, 100, 300
+    .venv/bin/python benchmarks/plan_benchmark.py --sizes 0 50       # 0 = the example (2 projects)
 
-Prints figures; asserts nothing. Peak memory is the largest resident set of the stagectl process
-itself and of the largest child it ran (ansible-playbook, ansible-lint, a validator).
+Prints figures; asserts nothing. Each size runs in its own process: a plan on an empty cache
+(every check runs), then the same plan again (unchanged files are not validated again). Peak
+memory is the largest resident set of the stagectl process itself and of the largest child it
+ran (ansible-playbook, ansible-lint, a validator). CPU time (user + system, stagectl and its
+children) is printed beside wall time: on a shared machine it is the steadier figure.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import subprocess
 import sys
@@ -21,9 +26,11 @@ import yaml
 
 from stagectl.environment import INVENTORY, VAULT
 from stagectl.example import generated_projects
-from stagectl.plan import plan
+from stagectl.plan import PlanReport, plan
 from stagectl.scaffold import init_environment
 from stagectl.vault import decrypt, fill_missing, read_password_file, write_vault
+
+SIZES = (0, 10, 50, 100, 300)
 
 
 def make_environment(base: Path, projects: int | None) -> tuple[Path, Path]:
@@ -41,35 +48,52 @@ def make_environment(base: Path, projects: int | None) -> tuple[Path, Path]:
     return root, password_file
 
 
-def measure(label: str, projects: int | None) -> None:
+def _cpu() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _timed_plan(root: Path, out: Path, password_file: Path) -> tuple[PlanReport, float, float]:
+    wall, cpu = time.monotonic(), _cpu()
+    report = plan(root, out, password_file)
+    return report, time.monotonic() - wall, _cpu() - cpu
+
+
+def measure(label: str, projects: int | None, runs: tuple[str, ...] = ("cold cache", "warm cache")) -> None:
     with tempfile.TemporaryDirectory(prefix="stagectl-bench-") as tmp:
+        # An empty cache of its own: the first plan runs every check.
+        os.environ["XDG_CACHE_HOME"] = str(Path(tmp) / "cache")
         root, password_file = make_environment(Path(tmp), projects)
-        started = time.monotonic()
-        report = plan(root, Path(tmp) / "out", password_file)
-        wall = time.monotonic() - started
+        for run in runs:
+            report, wall, cpu = _timed_plan(root, Path(tmp) / "out", password_file)
+            summary = report.summary()
+            failed = sum(c["failed"] for c in summary.values())
+            print(
+                f"{label}, {run}: wall {wall:.1f}s (render {report.render_seconds:.1f}s, checks "
+                f"{report.check_seconds:.1f}s), CPU {cpu:.1f}s, files {len(report.files)}, checks "
+                f"{len(report.checks)} ({failed} failed)", flush=True,
+            )
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    summary = report.summary()
-    failed = sum(c["failed"] for c in summary.values())
-    print(
-        f"{label}: wall {wall:.1f}s (render {report.render_seconds:.1f}s, checks "
-        f"{report.check_seconds:.1f}s), files {len(report.files)}, checks {len(report.checks)} "
-        f"({failed} failed), peak RSS stagectl {own:.0f} MiB, largest child {child:.0f} MiB"
-    )
+    print(f"{label}: peak RSS stagectl {own:.0f} MiB, largest child {child:.0f} MiB", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--projects", type=int, default=50, help="size of the generated environment")
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES),
+                        help="projects per generated environment; 0 is the example (2 projects)")
+    parser.add_argument("--cold-only", action="store_true", help="skip the second (warm cache) plan")
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
         measure("example (2 projects)" if args.one == 0 else f"generated ({args.one} projects)",
-                None if args.one == 0 else args.one)
+                None if args.one == 0 else args.one,
+                ("cold cache",) if args.cold_only else ("cold cache", "warm cache"))
         return
-    # One process per measurement: peak memory figures are per process lifetime.
-    for size in (0, args.projects):
-        subprocess.run([sys.executable, __file__, "--one", str(size)], check=True)
+    # One process per size: peak memory figures are per process lifetime.
+    for size in args.sizes:
+        subprocess.run([sys.executable, __file__, "--one", str(size), *(["--cold-only"] if args.cold_only else [])],
+                       check=True)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ if ! command -v uv >/dev/null 2>&1 && [ ! -x "$HOME/.local/bin/uv" ]; then
   python3 -m pip install --quiet --user uv
 fi
 UV=$(command -v uv || echo "$HOME/.local/bin/uv")
-# --frozen: the lock file is the truth; a stale lock fails instead of silently resolving anew.
-"$UV" sync --quiet --frozen --extra dev --python python3
+# --locked: the lock file is the truth, and a lock that no longer matches pyproject.toml fails
+# (--frozen would install the stale lock without a word).
+"$UV" sync --quiet --locked --extra dev --python python3
 echo "python-env: $(.venv/bin/stagectl --help >/dev/null && echo 'stagectl ready in .venv')"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on the built-in example, on a fresh Debian 12 machine (as root): installs the
-# validators and stagectl, writes the seed's example environment and plans it.
+# validators and stagectl, writes the example environment and plans it.
 #   scripts/quickstart.sh [ENV_DIR]      (default: ./example-env)
 set -euo pipefail
 cd "$(dirname "$0")/.."

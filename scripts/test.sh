@@ -14,6 +14,15 @@ case "$tier" in
   *) echo "usage: $0 [fast|all]" >&2; exit 2 ;;
 esac
 scripts/python-env.sh
+# python-env.sh installs uv with `pip --user` when the machine has none: the demo app's tests
+# need it on PATH too.
+export PATH="$PATH:$HOME/.local/bin"
+
+# The gates, before any test: lint and strict types (mypy keeps its cache in .mypy_cache).
+echo "test: ruff check src tests"
+.venv/bin/ruff check --quiet src tests
+echo "test: mypy --strict src"
+.venv/bin/mypy --strict src
 
 if [ "$tier" = fast ]; then
   exec .venv/bin/python -m pytest -m "not docker and not services and not sandbox" "${@:2}"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Test-bed setup for stagectl: installs the offline validators and, on request, a running Docker
-# engine on a Debian 12 machine without systemd (see shared/TESTBED.md).
+# engine on a Debian 12 machine without systemd.
 #
 #   scripts/testbed-setup.sh validators   promtool, amtool, nginx, shellcheck, openssl, debootstrap,
 #                                          docker CLI + Compose v2 (from Debian 13's archive)
@@ -140,7 +140,7 @@ compose_ok() {
 }
 
 # Compose v2 from Debian 13, through a private apt configuration: the machine's own sources,
-# lists and caches are not touched (TESTBED.md: the package depends only on libc6 >= 2.34).
+# lists and caches are not touched (the package depends only on libc6 >= 2.34).
 install_compose_v2() {
   if compose_ok; then
     log "docker compose $(compose_version) present"

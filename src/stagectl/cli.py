@@ -5,21 +5,27 @@ user's mistake."""
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
+import signal
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from stagectl import environment, plan as plan_mod, troubleshooting, vault
-from stagectl.errors import EnvironmentInvalid, StagectlError
-from stagectl.runner import RunResult
+from stagectl import environment, troubleshooting, vault
+from stagectl import plan as plan_mod
+from stagectl.errors import EnvironmentInvalid, Interrupted, StagectlError
+from stagectl.runner import ProgressCallback, RunResult
 
 if TYPE_CHECKING:
+    from stagectl.deploy import DeployReport
     from stagectl.status import ProjectStatus
 
 app = typer.Typer(
@@ -37,6 +43,9 @@ sandbox_app = typer.Typer(
 app.add_typer(sandbox_app, name="sandbox")
 alert_app = typer.Typer(help="Alerting: prove that alerts reach their receivers.", no_args_is_help=True)
 app.add_typer(alert_app, name="alert")
+T = TypeVar("T")
+project_app = typer.Typer(help="Onboard a Django project, or take one off the server.", no_args_is_help=True)
+app.add_typer(project_app, name="project")
 SandboxName = Annotated[str, typer.Option("--name", help="Container name of the sandbox.")]
 
 EnvDir = Annotated[
@@ -80,7 +89,7 @@ def init(
     directory: Annotated[Path, typer.Argument(help="Where to write the environment (created if missing).")],
     vault_password_file: VaultFile = None,
 ) -> None:
-    """Scaffold the seed's layout with the example projects and a vault of generated secrets."""
+    """Scaffold the Ansible layout with the example projects and a vault of generated secrets."""
     from stagectl.scaffold import init_environment
 
     password_file = _vault_file(directory, vault_password_file)
@@ -93,7 +102,7 @@ def init(
     for path in written:
         console.print(f"  {path.relative_to(directory)}", markup=False)
     console.print(f"Vault password file: {password_file} (mode 0600, outside the environment; back it up)", markup=False)
-    console.print("Next: [bold]stagectl plan --env " + str(directory) + "[/]")
+    console.print("Next: stagectl plan " + shlex.join(["--env", str(directory)]), markup=False)
 
 
 @app.command()
@@ -126,8 +135,9 @@ def plan(
 
 
 def _print_plan(console: Console, report: plan_mod.PlanReport, kept: Path | None) -> None:
+    where = "written to inventory/staging.yml" if report.ok else "not written: the plan failed"
     for name, ports in report.allocated.items():
-        console.print(f"allocated ports for {name}: {ports} (written to inventory/staging.yml)", markup=False)
+        console.print(f"allocated ports for {name}: {ports} ({where})", markup=False)
     failed = [c for c in report.checks if c.status == "failed"]
     for check in failed:
         console.print(f"[bold red]FAILED[/] {check.tool} {check.target}", markup=True)
@@ -143,6 +153,8 @@ def _print_plan(console: Console, report: plan_mod.PlanReport, kept: Path | None
     for check in report.checks:
         if check.status == "skipped":
             console.print(f"skipped {check.tool} on {check.target}: {check.message}", markup=False)
+    for note in report.notes:
+        console.print(f"[bold yellow]WARNING[/] {escape(note)}", markup=True)
     hosts = ", ".join(report.hosts)
     console.print(
         f"{len(report.files)} files rendered for {hosts} in {report.render_seconds:.1f}s; "
@@ -153,7 +165,7 @@ def _print_plan(console: Console, report: plan_mod.PlanReport, kept: Path | None
     console.print("[bold green]plan OK[/]" if report.ok else "[bold red]plan FAILED[/]")
 
 
-def _run_with_progress(console: Console, title: str, work):  # type: ignore[no-untyped-def]
+def _run_with_progress(console: Console, title: str, work: Callable[[ProgressCallback], T]) -> T:
     """Run `work(progress)` under a live status line: task, host, elapsed."""
     with console.status(title) as status:
         def progress(task: str, host: str, elapsed: float) -> None:
@@ -215,8 +227,11 @@ def deploy(
     project: Annotated[str | None, typer.Option("--project", "-p", help="Deploy only this project.")] = None,
     check: Annotated[bool, typer.Option("--check", help="Show what would change (with diffs); change nothing.")] = False,
     vault_password_file: VaultFile = None,
+    profile: Annotated[
+        bool, typer.Option("--profile", help="After the summary, list the slowest tasks and where the time went.")
+    ] = False,
 ) -> None:
-    """Validate, then run the seed's deployment phases (or one project's stack)."""
+    """Validate, then run the deployment phases (or one project's stack)."""
     from stagectl.deploy import deploy as run_deploy
 
     console = _console()
@@ -230,13 +245,32 @@ def deploy(
         _fail(exc)
     console.print(f"validated {len(report.plan.files)} files ({len(report.plan.checks)} checks passed)", markup=False)
     _print_run(console, f"deploy{' ' + project if project else ''}", report.run, check=check)
+    if profile:
+        _print_profile(console, report)
     if not report.run.ok:
         raise typer.Exit(code=1)
 
 
+def _print_profile(console: Console, report: DeployReport, count: int = 15) -> None:
+    run = report.run
+    table = Table(title=f"slowest tasks ({len(run.timings)} task runs)")
+    for column in ("seconds", "share", "host", "role", "task"):
+        table.add_column(column, justify="right" if column in ("seconds", "share") else "left")
+    for timing in run.slowest(count):
+        share = timing.seconds / run.seconds if run.seconds else 0.0
+        table.add_row(f"{timing.seconds:.2f}", f"{share:.0%}", timing.host, timing.role or "-", timing.task)
+    console.print(table)
+    in_tasks = sum(t.seconds for t in run.timings)
+    console.print(
+        f"validation and rendering {report.plan.render_seconds + report.plan.check_seconds:.1f}s; "
+        f"ansible {run.seconds:.1f}s, of which {in_tasks:.1f}s in tasks on hosts",
+        markup=False,
+    )
+
+
 @app.command()
 def doctor(env: EnvDir = Path("."), vault_password_file: VaultFile = None) -> None:
-    """The seed's troubleshooting guide as checks: each failing one with its fix. Changes nothing."""
+    """The troubleshooting guide as checks: each failing one with its fix. Changes nothing."""
     from stagectl.doctor import run_doctor
 
     console = _console()
@@ -384,7 +418,7 @@ def dns(
     env: EnvDir = Path("."),
     check: Annotated[bool, typer.Option("--check/--no-check", help="Also resolve each name here.")] = True,
 ) -> None:
-    """The A records the environment needs (seed: DNS Configuration), and whether they resolve."""
+    """The A records the environment needs, and whether they resolve."""
     import socket
 
     from stagectl.derived import derive
@@ -427,7 +461,8 @@ def sandbox_up(
     deploy_too: Annotated[bool, typer.Option("--deploy", help="Also bootstrap and deploy the example.")] = False,
 ) -> None:
     """Start the sandbox server and write an environment pointing at it."""
-    from stagectl.sandbox import alert_sink, archive, environment as sandbox_env, server
+    from stagectl.sandbox import alert_sink, archive, server
+    from stagectl.sandbox import environment as sandbox_env
 
     console = _console()
     app_dir = demo_app or _default_demo_app()
@@ -453,7 +488,7 @@ def sandbox_up(
     for component in written.disabled:
         console.print(f"left out: {component.service} ({component.image}): {component.reason}", markup=False)
     target = sandbox_env.bootstrap_target(info)
-    env_args = f"--env {root} --vault-password-file {password_file}"
+    env_args = shlex.join(["--env", str(root), "--vault-password-file", str(password_file)])
     if not deploy_too:
         console.print("next:", markup=False)
         console.print(f"  stagectl bootstrap {env_args} --as {target.login} --key {target.connect_key}", markup=False)
@@ -491,8 +526,8 @@ def sandbox_alerts(
         table.add_column(column)
     for note in notifications[-last:]:
         when = datetime.datetime.fromtimestamp(note["received_at"]).strftime("%H:%M:%S")
-        payload = note.get("payload") if isinstance(note.get("payload"), dict) else {}
-        for alert in payload.get("alerts") or []:
+        payload = note.get("payload")
+        for alert in (payload.get("alerts") if isinstance(payload, dict) else None) or []:
             labels = alert.get("labels") or {}
             cells = (when, str(alert.get("status", "")), labels.get("alertname", ""), labels.get("project", ""),
                      labels.get("severity", ""), (alert.get("annotations") or {}).get("summary", ""))
@@ -531,7 +566,7 @@ def sandbox_ssh(
         current = server.status(name)
         if current.info is None:
             raise StagectlError(f"sandbox '{name}' is not running", hint="start it: stagectl sandbox up")
-        argv = server.ssh_command(current.info, user=user, command=" ".join(command) if command else None)
+        argv = server.ssh_command(current.info, user=user, command=command)
     except StagectlError as exc:
         _fail(exc)
     os.execvp(argv[0], argv)
@@ -561,10 +596,11 @@ def secrets_generate(env: EnvDir = Path("."), vault_password_file: VaultFile = N
     """Add secrets missing from the vault (new projects, new keys); existing secrets are kept."""
     try:
         names = plan_mod.project_names(env)
+        app_secrets = plan_mod.project_app_secrets(env)
         password_file = _vault_file(env, vault_password_file)
         password = vault.read_password_file(password_file)
         data = vault.decrypt(env / environment.VAULT, password)
-        added = vault.fill_missing(data, names)
+        added = vault.fill_missing(data, names, app_secrets)
         if added:
             vault.write_vault(env / environment.VAULT, data, password)
     except StagectlError as exc:
@@ -576,11 +612,107 @@ def secrets_generate(env: EnvDir = Path("."), vault_password_file: VaultFile = N
         console.print("the vault already holds every secret; nothing changed")
 
 
+@project_app.command("add")
+def project_add(
+    name: Annotated[str, typer.Argument(help="Project name: lowercase letters, digits and '-'.")],
+    repo: Annotated[str, typer.Option("--repo", help="The app's source: a git URL or a local directory.")],
+    domain: Annotated[str | None, typer.Option(help="Domain (default: NAME.<server_domain>).")] = None,
+    ref: Annotated[str | None, typer.Option(help="Branch or tag of a git source (default: its default branch).")] = None,
+    settings: Annotated[str | None, typer.Option(help="DJANGO_SETTINGS_MODULE (default: the one manage.py sets).")] = None,
+    dockerfile: Annotated[str | None, typer.Option(help="Build with this Dockerfile of the source.")] = None,
+    env: EnvDir = Path("."),
+    vault_password_file: VaultFile = None,
+) -> None:
+    """Add a Django project: detect how it is built and run, allocate its ports, write its inventory
+    entry and generate its secrets. Touches no server; `stagectl deploy --project NAME` does."""
+    from stagectl.onboard import add_project
+
+    console = _console()
+    try:
+        with console.status(f"inspecting {repo}"):
+            added = add_project(env, _vault_file(env, vault_password_file), name, repo, domain=domain, ref=ref,
+                                settings=settings, dockerfile=dockerfile)
+    except StagectlError as exc:
+        _fail(exc)
+    project, inspection = added.project, added.inspection
+    table = Table(title=f"project {project.name}: detected in the source")
+    for column in ("setting", "value", "found in"):
+        table.add_column(column)
+    for what, value, where in inspection.found:
+        table.add_row(what, value, where)
+    console.print(table)
+    for warning in inspection.warnings:
+        console.print("[yellow]warning:[/] ", end="", markup=True)
+        console.print(warning, markup=False)
+    console.print(f"domain {project.domain}; ports {project.ports.model_dump()}; worker {project.worker}, "
+                  f"scheduler {project.scheduler}", markup=False)
+    console.print(f"written: {environment.INVENTORY} (entry '{project.name}', with its app: mapping) and "
+                  f"{environment.VAULT} ({', '.join(added.secrets_added) or 'no new secrets'})", markup=False)
+    console.print("DNS: create these A records before the deploy (certificates need them):", markup=False)
+    for record, address in added.dns_records:
+        console.print(f"  {record}  A  {address}", markup=False)
+    console.print(f"next: stagectl deploy --project {project.name} --env {env}", markup=False)
+
+
+@project_app.command("remove")
+def project_remove(
+    name: Annotated[str, typer.Argument(help="The project to take off the server.")],
+    keep_data: Annotated[bool, typer.Option("--keep-data", help="Keep its data, backups and secrets.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Delete the data without asking.")] = False,
+    env: EnvDir = Path("."),
+    vault_password_file: VaultFile = None,
+) -> None:
+    """Final backup, then stop and remove the project's stack and backup timers, drop it from the
+    main nginx and Prometheus, and from the inventory. Its data, backups and secrets are deleted
+    too unless --keep-data (after a confirmation, or --yes)."""
+    from stagectl.onboard import check_removable, remove_project
+
+    console = _console()
+    try:
+        project = next(p for p in check_removable(env, name).projects if p.name == name)
+    except StagectlError as exc:
+        _fail(exc)
+    if not keep_data and not yes:
+        typer.confirm(
+            f"Delete {project.name}'s data and backups on the server (database, media, backups) and its "
+            "secrets? A final backup is taken first but deleted with the rest", abort=True,
+        )
+    try:
+        result = _run_with_progress(
+            console, f"removing {name}",
+            lambda progress: remove_project(env, _vault_file(env, vault_password_file), name, keep_data=keep_data,
+                                            on_progress=progress),
+        )
+    except StagectlError as exc:
+        _fail(exc)
+    _print_run(console, f"project remove {name}", result.removed)
+    if result.refreshed is not None:
+        _print_run(console, "shared stack without it", result.refreshed)
+    for note in result.notes:
+        console.print(note, markup=False)
+    if result.refreshed is not None:
+        kept = "kept (--keep-data)" if keep_data else "deleted"
+        console.print(f"{name} removed from {environment.INVENTORY}; data, backups and secrets {kept}; "
+                      f"the DNS record for {project.domain} can go", markup=False)
+    if not (result.removed.ok and result.refreshed is not None and result.refreshed.ok):
+        raise typer.Exit(code=1)
+
+
+def _raise_interrupted(signum: int, _frame: object) -> None:
+    raise Interrupted(signum)
+
+
 def main() -> None:
     # Ansible and ansible-runner read these; a user's stray setting must not leak secrets to logs.
     os.environ.setdefault("ANSIBLE_NOCOLOR", "1")
+    # Both signals unwind the stack (click would turn a KeyboardInterrupt into exit 1), so every
+    # `finally` removes its temporary files; a running playbook is stopped by the runner itself.
+    signal.signal(signal.SIGINT, _raise_interrupted)
+    signal.signal(signal.SIGTERM, _raise_interrupted)
     try:
         app()
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        raise SystemExit(130) from None
+    except (Interrupted, KeyboardInterrupt) as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        print(f"interrupted ({signal.Signals(signum).name}): stopped",
+              file=sys.stderr)
+        raise SystemExit(128 + signum) from None

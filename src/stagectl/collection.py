@@ -6,6 +6,7 @@ from pathlib import Path
 
 COLLECTION = "stagectl.staging"
 VARS_PLUGINS_ENABLED = "host_group_vars,stagectl.staging.environment"
+SSH_ARGS = "-C -o ControlMaster=auto -o ControlPersist=300s"
 
 
 def collections_path() -> Path:
@@ -34,4 +35,7 @@ def ansible_env() -> dict[str, str]:
         # One SSH round trip per task instead of several (requires no `requiretty`; bootstrap's
         # sudoers entry has none). Roughly a third off a no-op deploy.
         "ANSIBLE_PIPELINING": "1",
+        # One SSH connection for the whole run: later tasks reuse the master connection instead
+        # of a new handshake each (Ansible's default keeps it only 60s, less than a long build).
+        "ANSIBLE_SSH_ARGS": SSH_ARGS,
     }

@@ -1,7 +1,7 @@
 """`stagectl deploy` and `stagectl bootstrap`: the only commands that change a server.
 
 Both validate first: nothing touches a server before the environment and every rendered file
-pass their validators (PRODUCT.md invariant 1).
+pass their validators (invariant 1 in docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -88,7 +88,8 @@ def bootstrap(
     connect_key: Path | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> RunResult:
-    """Prepare a fresh server (seed: Prerequisites) logging in as `login`, e.g. root@HOST."""
+    """Prepare a fresh server (Python, the Ansible user, its sudo and key) logging in as
+    `login`, e.g. root@HOST."""
     user, host = parse_login(login)
     root = root.resolve()  # ansible-runner changes directory
     loaded = load_environment(root, vault_password_file=vault_password_file)

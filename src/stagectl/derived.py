@@ -7,9 +7,54 @@ templates read them from the vault's `vault_*` variables.
 
 from __future__ import annotations
 
+import re
+import shlex
 from typing import Any
 
 from stagectl.model import Environment, Project
+
+# A Procfile line is a shell command line: one that uses the shell (variables, operators,
+# redirections, globs) is run by `sh -c`; a plain one is exec'd as its words, so the process gets
+# the container's signals directly.
+_SHELL_SYNTAX = re.compile(r"[$`;&|<>(){}*?~\\]|\n")
+_CONTROL = re.compile(r"[;&|()`\n]")
+
+
+def process_argv(command: str | None) -> list[str] | None:
+    """The argv that runs a Procfile-style command, or None when the command is unset."""
+    if command is None or not command.strip():
+        return None
+    if _SHELL_SYNTAX.search(command):
+        # One simple command (variables, redirections, globs, but no list or pipeline): the shell
+        # replaces itself with it, so it gets the container's signals instead of the shell.
+        simple = not _CONTROL.search(command)
+        return ["sh", "-c", f"exec {command}" if simple else command]
+    return shlex.split(command)
+
+
+def image_python_version(image: str) -> str | None:
+    """The Python major.minor an image reference names in its tag (`python:3.13-slim` -> 3.13)."""
+    tag = image.split("@")[0].rsplit("/", 1)[-1].partition(":")[2]
+    match = re.match(r"^(3\.[0-9]+)(?![0-9])", tag)
+    return match.group(1) if match else None
+
+
+def python_version_notes(env: Environment) -> list[str]:
+    """Projects whose `app.python` differs from the Python of the image they are built on."""
+    image = env.settings.project_defaults.images.python
+    have = image_python_version(image)
+    notes = []
+    for project in env.projects:
+        want = project.app.python
+        if want is None or have is None or want == have:
+            continue
+        notes.append(
+            f"project '{project.name}': app.python is {want} but the app image is built on {image} "
+            f"(Python {have}); the build may fail or the app may behave differently. Set "
+            f"project_defaults.images.python to a Python {want} image, or app.python to {have} "
+            "once the app runs on it"
+        )
+    return notes
 
 
 def _identifier(name: str) -> str:
@@ -37,6 +82,11 @@ def project_view(env: Environment, project: Project) -> dict[str, Any]:
         "worker": project.worker,
         "scheduler": project.scheduler,
         "app": project.app.model_dump(),
+        # app.processes as argv lists (None: unset, the roles' defaults apply).
+        "commands": {
+            name: process_argv(command)
+            for name, command in project.app.processes.model_dump().items()
+        },
         "compose_project": project.name,
         "network": project.name,
         "ports": project.ports.model_dump(),

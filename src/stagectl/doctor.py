@@ -1,4 +1,4 @@
-"""`stagectl doctor`: the seed's Troubleshooting Guide and Health Checks as automated checks.
+"""`stagectl doctor`: the troubleshooting guide and health checks as automated checks.
 
 Two halves, so the judgement is testable without a server:
 
@@ -7,11 +7,11 @@ Two halves, so the judgement is testable without a server:
   as registered task results, to one JSON file per host on this machine; DNS is resolved here,
   on the controller, through an injectable resolver;
 * judging: pure functions turn those findings and the environment's derived model into
-  `CheckResult`s, each failing one carrying its fix (the seed's own where it has one, else the
+  `CheckResult`s, each failing one carrying its fix (its own where it has one, else the
   known problems of `stagectl.troubleshooting`).
 
-Nothing here prints and nothing changes a server (PRODUCT.md: only the collection changes one,
-and doctor only reads).
+Nothing here prints and nothing changes a server (only the collection changes one, and doctor
+only reads).
 """
 
 from __future__ import annotations
@@ -239,7 +239,7 @@ class Connection:
         return f"{self.user}@{self.host}" if self.user else self.host
 
     def ssh(self, command: str = "") -> str:
-        """The seed's way to run a command on the server: ssh -i KEY USER@HOST "COMMAND"."""
+        """How to run a command on the server by hand: ssh -i KEY USER@HOST "COMMAND"."""
         parts = ["ssh"]
         if self.key:
             parts += ["-i", self.key]
@@ -380,10 +380,10 @@ def _key_fix(conn: Connection, key_state: KeyState | None) -> str:
             f"{key} cannot be read as an SSH private key: check the file, "
             f"or make a new one ({new_key})"
         )
-    # The key is fine here: the server does not accept it for this user (the seed's solutions).
+    # The key is fine here: the server does not accept it for this user (the usual causes).
     return (
         f"the server does not accept {key} for user '{user}'. Check that ansible_user is the "
-        f"user bootstrap created (the seed's 'ansible'); test with {conn.ssh('echo test')}; "
+        f"user bootstrap created ('ansible' by default); test with {conn.ssh('echo test')}; "
         f"authorize the key: cat {key}.pub, then on the server: "
         f'echo "PASTE_KEY_HERE" | sudo tee -a /home/{user}/.ssh/authorized_keys; '
         f"or {bootstrap}"
@@ -395,7 +395,7 @@ def _ssh_fix(error: str, conn: Connection, key_state: KeyState | None) -> str:
     if "Permission denied" in error:
         return _key_fix(conn, key_state)
     if re.search(
-        r"Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED", error, re.I
+        r"Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED", error, re.IGNORECASE
     ):
         host = conn.host if conn.port == 22 else f"[{conn.host}]:{conn.port}"
         return (
@@ -404,18 +404,18 @@ def _ssh_fix(error: str, conn: Connection, key_state: KeyState | None) -> str:
             f"/etc/ssh/ssh_host_ed25519_key.pub), then ssh-keygen -R '{host}' and connect once "
             f"to accept the new key; otherwise do not connect (the connection may be intercepted)"
         )
-    if re.search(r"Connection refused", error, re.I):
+    if re.search(r"Connection refused", error, re.IGNORECASE):
         return (
             f"nothing accepts SSH on {where}: check that sshd runs on the server "
             f"(systemctl status sshd on its console) and that ansible_port ({conn.port}) is "
             f"its port"
         )
-    if re.search(r"timed out|No route to host|Network is unreachable", error, re.I):
+    if re.search(r"timed out|No route to host|Network is unreachable", error, re.IGNORECASE):
         return (
             f"{where} does not answer: the server is down, ansible_host ({conn.host}) is wrong, "
             f"or a firewall drops SSH on the way"
         )
-    if re.search(r"Could not resolve hostname|Name or service not known", error, re.I):
+    if re.search(r"Could not resolve hostname|Name or service not known", error, re.IGNORECASE):
         return (
             f"ansible_host '{conn.host}' does not resolve: fix the name in {INVENTORY} "
             "or use the server's IP"
@@ -455,14 +455,14 @@ def judge_ssh(host: str, findings: Findings, key_state: KeyState | None = None) 
 
 
 def _python_install(family: str, conn: Connection) -> str:
-    seed = {
+    installs = {
         "Archlinux": conn.ssh("sudo pacman -Sy python --noconfirm"),
         "Debian": conn.ssh("sudo apt-get install -y python3"),
     }
-    if family in seed:
-        commands = seed[family]
+    if family in installs:
+        commands = installs[family]
     else:
-        commands = f"{seed['Archlinux']} (Arch) or {seed['Debian']} (Debian)"
+        commands = f"{installs['Archlinux']} (Arch) or {installs['Debian']} (Debian)"
     bootstrap = f"`stagectl bootstrap --as root@{conn.host}`"
     return f"install Python: {commands}; or run {bootstrap}, which does it"
 
@@ -499,7 +499,7 @@ def judge_python(host: str, findings: Findings) -> CheckResult:
 def _sudoers_fix(conn: Connection) -> str:
     user = conn.user or "ansible"
     return (
-        "configure passwordless sudo (seed: Privilege Escalation Issues), on the server as "
+        "configure passwordless sudo, on the server as "
         f"root or another sudo user: echo '{user} ALL=(ALL) NOPASSWD:ALL' | "
         f"sudo tee /etc/sudoers.d/{user} && sudo chmod 440 /etc/sudoers.d/{user}; "
         f"then {conn.ssh('sudo whoami')} must print root "
@@ -680,8 +680,10 @@ def _port_conflict(
             if not holders:
                 return (
                     "docker-proxy holds it, but no running container publishes it",
-                    "a leftover of a removed container: restart Docker "
-                    "(sudo systemctl restart docker)",
+                    (
+                        "a leftover of a removed container: restart Docker "
+                        "(sudo systemctl restart docker)"
+                    ),
                 )
             other = holders[0]
             owner = f"container {other.container}" + (
@@ -696,8 +698,10 @@ def _port_conflict(
             )
             return (
                 f"{owner} publishes it",
-                f"remove that container on the server ({remove}) or give {need.project} "
-                f"{need.service} another port ({need.setting}), then `stagectl deploy`",
+                (
+                    f"remove that container on the server ({remove}) or give {need.project} "
+                    f"{need.service} another port ({need.setting}), then `stagectl deploy`"
+                ),
             )
         unit = f"systemctl status {listener.processes[0][1]}" if listener.processes else "ss -tlnp"
         move = (
@@ -708,8 +712,10 @@ def _port_conflict(
         )
         return (
             f"{listener.owner} listens on {listener.address}:{listener.port}",
-            f"stop it for good on the server ({unit} names its unit; then sudo systemctl disable "
-            f"--now UNIT); {move}",
+            (
+                f"stop it for good on the server ({unit} names its unit; then sudo systemctl disable "
+                f"--now UNIT); {move}"
+            ),
         )
     return None
 
@@ -942,12 +948,12 @@ def _target_logs(target: dict[str, Any], expect: Expectations) -> str:
 def _target_fix(down: Sequence[dict[str, Any]], expect: Expectations) -> str:
     errors = " ".join(str(t.get("lastError") or "") for t in down)
     lines: list[str] = []
-    if re.search(r"no such host|connection refused|i/o timeout|deadline exceeded", errors, re.I):
+    if re.search(r"no such host|connection refused|i/o timeout|deadline exceeded", errors, re.IGNORECASE):
         lines.append(
             "a target is down when its container is not running or not on the monitoring "
             "network: see the stack checks above, then `stagectl deploy` once they are fixed"
         )
-    if re.search(r"\b40[13]\b|unauthorized|forbidden", errors, re.I):
+    if re.search(r"\b40[13]\b|unauthorized|forbidden", errors, re.IGNORECASE):
         lines.append(
             "a target refused Prometheus' credentials: `stagectl deploy` writes matching ones"
         )
@@ -1093,8 +1099,8 @@ def judge_dns(
                     host,
                     "failed",
                     f"{record} does not resolve ({exc})",
-                    f"add the record {add} in the zone of the domain (seed: DNS Configuration; "
-                    f"`stagectl dns` lists every record); check with dig +short {record}",
+                    f"add the record {add} in the zone of the domain (`stagectl dns` "
+                    f"lists every record); check with dig +short {record}",
                 )
             )
             continue

@@ -11,13 +11,13 @@ import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 
-from stagectl import ports
+from stagectl import ports, yamlfile
 from stagectl.errors import EnvironmentInvalid, Problem, VaultError
 from stagectl.model import (
     Environment,
@@ -26,6 +26,9 @@ from stagectl.model import (
     Project,
     StagingSettings,
     Vault,
+    login_user_problem,
+    password_advice,
+    plain_passwords,
     without_ansible_variables,
 )
 from stagectl.vault import bcrypt_matches, decrypt, read_password_file
@@ -36,6 +39,9 @@ STAGING_VARS = "group_vars/staging.yml"
 VAULT = "group_vars/vault.yml"
 ENVIRONMENT_FILES = (INVENTORY, ALL_VARS, STAGING_VARS, VAULT)
 VAULT_PASSWORD_ENV = "STAGECTL_VAULT_PASSWORD_FILE"
+# Set by `stagectl plan` for its own Ansible runs: the vars plugin then allocates omitted ports in
+# memory exactly as plan did, before plan writes them into the inventory (only once all passed).
+ALLOCATE_PORTS_ENV = "STAGECTL_ALLOCATE_PORTS"
 
 
 def default_vault_password_file(root: Path) -> Path:
@@ -53,6 +59,9 @@ class LoadedEnvironment:
     allocated: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
 class _Collector:
     def __init__(self) -> None:
         self.problems: list[Problem] = []
@@ -60,7 +69,7 @@ class _Collector:
     def add(self, file: str, fieldpath: str, message: str, hint: str = "") -> None:
         self.problems.append(Problem(file, fieldpath, message, hint))
 
-    def validate(self, model: type[BaseModel], data: Any, file: str, prefix: str = "") -> Any:
+    def validate(self, model: type[ModelT], data: Any, file: str, prefix: str = "") -> ModelT | None:
         try:
             return model.model_validate(data)
         except ValidationError as exc:
@@ -118,17 +127,51 @@ def _problem(model: type[BaseModel], file: str, prefix: str, error: Any, data: A
         hint = f"did you mean '{close[0]}'?" if close else (f"known keys: {', '.join(known)}" if known else "")
         return Problem(file, where, f"unknown key '{loc[-1]}'", hint)
     if kind == "missing":
-        return Problem(file, where, "is required but missing")
+        return Problem(file, where, "is required but missing", "add this key")
     message = error["msg"].removeprefix("Value error, ")
-    if kind in ("int_parsing", "bool_parsing", "string_type", "dict_type", "list_type", "model_type"):
+    hint = _builtin_hint(kind, error.get("ctx") or {}, file)
+    # The vault's values are secrets: its messages never quote what was found.
+    if file != VAULT and kind in ("int_parsing", "bool_parsing", "string_type", "dict_type", "list_type", "model_type"):
         message = f"{message} (got {error.get('input')!r})"
-    return Problem(file, where, message)
+    return Problem(file, where, message, hint)
+
+
+def _builtin_hint(kind: str, ctx: dict[str, Any], file: str) -> str:
+    """What to do about pydantic's own checks (ours say it in their message)."""
+    bounds = [f"{word} {ctx[key]}" for key, word in
+              (("ge", "at least"), ("gt", "above"), ("le", "at most"), ("lt", "below")) if key in ctx]
+    hints = {
+        "greater_than_equal": f"write a number {' and '.join(bounds)}",
+        "greater_than": f"write a number {' and '.join(bounds)}",
+        "less_than_equal": f"write a number {' and '.join(bounds)}",
+        "less_than": f"write a number {' and '.join(bounds)}",
+        "int_parsing": "write a whole number, e.g. 100",
+        "int_type": "write a whole number, e.g. 100",
+        "bool_parsing": "write true or false",
+        "bool_type": "write true or false",
+        "string_type": "write it as text (in quotes when it looks like a number)",
+        "string_pattern_mismatch": "use only the characters the pattern allows",
+        "string_too_short": (
+            "run `stagectl secrets generate` after removing it to get a strong one"
+            if file == VAULT else "make it longer"
+        ),
+        "too_short": "add at least one entry",
+        "literal_error": "use one of the values listed",
+        "dict_type": "write a mapping of `key: value` lines",
+        "model_type": "write a mapping of `key: value` lines",
+        "list_type": "write a list (`- item` lines or [a, b])",
+        "url_parsing": "write a whole URL with https://",
+    }
+    return hints.get(kind, "")
 
 
 def _read_yaml(root: Path, rel: str, collector: _Collector) -> Any:
     path = root / rel
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        collector.add(rel, f"byte {exc.start}", "is not UTF-8 text", "save the file as UTF-8")
+        return None
     except FileNotFoundError:
         collector.add(rel, "", "file is missing", f"expected at {path}; `stagectl init` creates the layout")
         return None
@@ -136,12 +179,10 @@ def _read_yaml(root: Path, rel: str, collector: _Collector) -> Any:
         collector.add(rel, "", f"cannot be read: {exc.strerror}")
         return None
     try:
-        return yaml.safe_load(text) or {}
+        return yamlfile.load(text) or {}
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        reason = getattr(exc, "problem", None) or str(exc)
-        collector.add(rel, where, f"is not valid YAML: {reason}")
+        where, reason = yamlfile.describe(exc)
+        collector.add(rel, where, f"is not valid YAML: {reason}", "fix the line named; nothing was changed")
         return None
 
 
@@ -156,19 +197,20 @@ def _check_projects(
             collector.add(
                 INVENTORY, f"{where}.name",
                 f"project name '{project.name}' is used twice (also projects[{seen_names[project.name]}])",
-                "every project needs its own name",
+                "give every project its own name",
             )
         seen_names.setdefault(project.name, index)
         if project.domain in seen_domains:
             collector.add(
                 INVENTORY, f"{where}.domain",
                 f"domain '{project.domain}' is used twice (also projects[{seen_domains[project.domain]}])",
-                "every project needs its own domain",
+                "give every project its own domain",
             )
         elif project.domain in env_domain_names:
             collector.add(
                 INVENTORY, f"{where}.domain",
                 f"domain '{project.domain}' is reserved for the shared monitoring services",
+                "give the project another domain",
             )
         seen_domains.setdefault(project.domain, index)
 
@@ -207,6 +249,16 @@ def _check_vault(vault_data: Any, projects: list[Project], collector: _Collector
                 f"no secrets for project '{project.name}'",
                 "run `stagectl secrets generate` to add the missing ones (existing secrets are kept)",
             )
+            continue
+        have = vault.vault_projects[project.name].app_secrets
+        for name in project.app.secrets:
+            if name not in have:
+                collector.add(
+                    VAULT, f"vault_projects.{project.name}.app_secrets.{name}",
+                    f"project '{project.name}' lists {name} in app.secrets but the vault has no value",
+                    f"add it under vault_projects.{project.name}.app_secrets (`ansible-vault edit {VAULT}`), "
+                    f"or remove it from app.secrets in {INVENTORY}",
+                )
     if not bcrypt_matches(vault.vault_prometheus_password, vault.vault_prometheus_password_bcrypt):
         collector.add(
             VAULT, "vault_prometheus_password_bcrypt",
@@ -214,6 +266,84 @@ def _check_vault(vault_data: Any, projects: list[Project], collector: _Collector
             "run `stagectl secrets generate` to re-hash it",
         )
     return vault
+
+
+def _check_plain_passwords(inventory_data: Any, group_data: dict[str, Any], collector: _Collector) -> None:
+    """Connection passwords in plain text, in group vars or the inventory's group vars."""
+    try:
+        inventory_vars = inventory_data["staging"]["vars"]
+    except (KeyError, TypeError):
+        inventory_vars = None
+    places = [(INVENTORY, "staging.vars.", inventory_vars), *((f, "", d) for f, d in group_data.items())]
+    for file, prefix, data in places:
+        for key in plain_passwords(data):
+            collector.add(file, prefix + key, password_advice([key]))
+        user = login_user_problem(data)
+        if user:
+            collector.add(file, prefix + "ansible_user", user)
+
+
+def secret_values(vault_data: Any) -> set[str]:
+    """Every string in the decrypted vault long enough to be recognised in a message."""
+    found: set[str] = set()
+    stack = [vault_data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, (str, int, float)) and not isinstance(node, bool) and len(str(node)) >= 6:
+            found.add(str(node))
+    return found
+
+
+def mask_secrets(problems: list[Problem], secrets: set[str]) -> list[Problem]:
+    """The problems with every vault value replaced by '***': a message must never show a secret."""
+    if not secrets:
+        return problems
+    ordered = sorted(secrets, key=len, reverse=True)
+
+    def mask(text: str) -> str:
+        for secret in ordered:
+            text = text.replace(secret, "***")
+        return text
+
+    return [Problem(p.file, mask(p.field), mask(p.message), mask(p.hint)) for p in problems]
+
+
+# Special-use top-level domains (RFC 2606, RFC 6761, mDNS) no public CA issues certificates for.
+SPECIAL_USE_TLDS = frozenset({"test", "example", "invalid", "localhost", "local", "internal"})
+
+
+def certificate_problems(env: Environment) -> list[Problem]:
+    """Let's Encrypt refuses special-use names: found here instead of by certbot on the server."""
+    if env.staging.certificates.provider != "letsencrypt":
+        return []
+    domains = [env.server_domain, *(p.domain for p in env.projects)]
+    special = [d for d in domains if d.rsplit(".", 1)[-1] in SPECIAL_USE_TLDS]
+    if not special:
+        return []
+    return [Problem(
+        STAGING_VARS, "certificates.provider",
+        f"letsencrypt cannot issue certificates for {', '.join(special)} (a special-use domain "
+        "no public CA serves)",
+        "set certificates.provider: selfsigned, or use public domain names",
+    )]
+
+
+def local_source_problems(env: Environment) -> list[Problem]:
+    """Projects whose `repo:` is a local path that is not a directory here, on the controller:
+    the project role ships it from here, and would fail only on the server's turn."""
+    problems: list[Problem] = []
+    for index, project in enumerate(env.projects):
+        if project.repo.startswith("/") and not Path(project.repo).is_dir():
+            problems.append(Problem(
+                INVENTORY, f"staging.vars.projects[{index}] (name={project.name}).repo",
+                f"'{project.repo}' is a local path, but no such directory exists on this machine",
+                "give the directory of the app's source checkout, or its git URL",
+            ))
+    return problems
 
 
 def load_environment(
@@ -240,6 +370,7 @@ def load_environment(
         except VaultError as exc:
             collector.add(VAULT, "", str(exc), exc.hint)
 
+    _check_plain_passwords(inventory_data, {ALL_VARS: all_data, STAGING_VARS: staging_data}, collector)
     inventory = collector.validate(Inventory, inventory_data, INVENTORY) if inventory_data is not None else None
     settings = (
         collector.validate(GlobalSettings, without_ansible_variables(all_data), ALL_VARS)
@@ -280,12 +411,15 @@ def load_environment(
             )
             env = env.model_copy(update={"inventory": inventory.model_copy(update={"staging": group})})
 
+    if env is not None:
+        collector.problems.extend(certificate_problems(env))
+
     vault = None
     if vault_data is not None:
         vault = _check_vault(vault_data, env.projects if env else [], collector)
 
     if collector.problems or env is None:
-        raise EnvironmentInvalid(collector.problems)
+        raise EnvironmentInvalid(mask_secrets(collector.problems, secret_values(vault_data)))
     return LoadedEnvironment(root=root, env=env, vault=vault, allocated=allocated)
 
 
@@ -294,18 +428,43 @@ def record_allocations(root: Path, allocated: dict[str, dict[str, int]]) -> None
     if not allocated:
         return
     path = root / INVENTORY
-    rt = YAML()
-    rt.preserve_quotes = True
-    rt.indent(mapping=2, sequence=4, offset=2)
-    data = rt.load(path.read_text())
+    rt, data = round_trip(path.read_text())
     for project in data["staging"]["vars"]["projects"]:
         new_ports = allocated.get(project["name"])
         if new_ports:
             current = project.get("ports") or {}
             current.update(new_ports)
             project["ports"] = current
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(dump_round_trip(rt, data))
+    tmp.replace(path)
+
+
+def round_trip(text: str) -> tuple[YAML, Any]:
+    """A YAML document loaded for editing, with a dumper that keeps the file's comments, quotes and
+    indentation (sequences flush with their key, as `stagectl init` writes them, or indented)."""
+    mapping, sequence, offset = _block_layout(text)
+    rt = YAML()
+    rt.preserve_quotes = True
+    rt.indent(mapping=mapping, sequence=sequence, offset=offset)
+    return rt, rt.load(text)
+
+
+def _block_layout(text: str) -> tuple[int, int, int]:
+    """(mapping indent, sequence item indent, dash offset) of a block-style YAML file, read from its
+    first nested mapping and its first block sequence (ruamel's own guess misreads flush sequences)."""
+    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    depth = [len(line) - len(line.lstrip(" ")) for line in lines]
+    mapping = next((d for d, line in zip(depth, lines, strict=True) if d and not line.lstrip().startswith("-")), 2)
+    for index, line in enumerate(lines[:-1]):
+        item = lines[index + 1].lstrip(" ")
+        if line.split(" #", 1)[0].rstrip().endswith(":") and item.startswith("- "):
+            offset = depth[index + 1] - depth[index]
+            return mapping, offset + len(item) - len(item[1:].lstrip(" ")), offset
+    return mapping, mapping + 2, 2
+
+
+def dump_round_trip(rt: YAML, data: Any) -> str:
     buffer = io.StringIO()
     rt.dump(data, buffer)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(buffer.getvalue())
-    tmp.replace(path)
+    return buffer.getvalue()

@@ -46,6 +46,10 @@ class EnvironmentExists(StagectlError):
     """`init` refuses to overwrite an environment that is already there."""
 
 
+class SourceError(StagectlError):
+    """An app's source is missing, unreachable, or not a Django project stagectl can run."""
+
+
 class VaultError(StagectlError):
     """The vault or its password file is missing, unreadable or wrong."""
 
@@ -68,3 +72,11 @@ class RenderFailed(StagectlError):
 
 class ValidationFailed(StagectlError):
     """One or more rendered files were rejected by their upstream validator."""
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM stopped a run. Not a user error: the CLI exits 128 + the signal number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by signal {signum}")
+        self.signum = signum

@@ -1,7 +1,7 @@
 """The one definition of an environment: pydantic models of each environment file, and every
 value derived from them (ports, names, networks, paths) that the templates and the CLI use.
 
-The environment is the seed's Ansible layout:
+The environment is an Ansible layout:
 
     inventory/staging.yml    hosts and projects          -> Inventory
     group_vars/all.yml       global settings             -> GlobalSettings
@@ -12,12 +12,14 @@ The environment is the seed's Ansible layout:
 from __future__ import annotations
 
 import ipaddress
-
+import posixpath
 import re
 import urllib.parse
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from stagectl import oncalendar
 
 # --- scalar types -------------------------------------------------------------------------------
 
@@ -57,7 +59,7 @@ def _domain(value: str) -> str:
         or len(labels) < 2
         or value != value.lower()
         or not all(DOMAIN_LABEL_RE.match(label) for label in labels)
-        or labels[-1].isdigit()
+        or not labels[-1][:1].isalpha()
     ):
         raise ValueError(
             f"'{value}' is not a valid domain name: use lowercase dot-separated labels of "
@@ -72,12 +74,110 @@ def _duration(value: str) -> str:
             f"'{value}' is not a duration: write a number and a unit with no space, "
             "e.g. 30d, 14d, 12h (units ms, s, m, h, d, w, y)"
         )
+    if not any(int(n) for n in re.findall(r"[0-9]+", value)):
+        raise ValueError(f"'{value}' is zero: a retention of nothing keeps no data; write e.g. 14d")
     return value
+
+
+MEMORY_UNITS = {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+# Docker refuses a container memory limit below 6 MiB.
+MIN_CONTAINER_MEMORY = 6 * 1024**2
+
+
+def memory_bytes(value: str) -> float:
+    return float(value[:-1]) * MEMORY_UNITS[value[-1]]
 
 
 def _memory(value: str) -> str:
     if not MEMORY_RE.match(value):
         raise ValueError(f"'{value}' is not a memory size: write e.g. 512m or 1g (units b, k, m, g)")
+    if memory_bytes(value) == 0:
+        raise ValueError(f"'{value}' is zero: write a size such as 512m or 1g")
+    return value
+
+
+def _container_memory(value: str) -> str:
+    if memory_bytes(value) < MIN_CONTAINER_MEMORY:
+        raise ValueError(f"'{value}' is below Docker's minimum memory limit of 6m: write e.g. 64m")
+    return value
+
+
+def _log_size(value: str) -> str:
+    # The common role's preflight and Docker's log-opts both need a whole number and k, m or g.
+    if not re.fullmatch(r"[0-9]+[kmg]", value) or not int(value[:-1]):
+        raise ValueError(
+            f"'{value}' is not a log file size Docker takes: write a whole number and k, m or g, "
+            "e.g. 10m"
+        )
+    return value
+
+
+def _calendar(value: str) -> str:
+    try:
+        oncalendar.check(value)
+    except ValueError as exc:
+        raise ValueError(
+            f"'{value}' is not a systemd OnCalendar schedule ({exc}): write e.g. "
+            "'*-*-* 03:00:00' (daily at 03:00) or 'Sun *-*-* 04:30:00'; `systemd-analyze "
+            "calendar '<schedule>'` tests one"
+        ) from None
+    return value
+
+
+def _smarthost(value: str) -> str:
+    host, colon, port = value.rpartition(":")
+    if not colon or not host or not port.isdigit() or not 1 <= int(port) <= 65535 or " " in value:
+        raise ValueError(
+            f"'{value}' is not host:port: write the SMTP relay with its port, e.g. "
+            "smtp.example.org:587 (or localhost:25 for a relay on the server)"
+        )
+    return value
+
+
+def _email_addresses(value: str) -> str:
+    for address in value.split(","):
+        if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", address.strip()):
+            raise ValueError(
+                f"'{address.strip()}' is not an email address: write e.g. ops@example.org "
+                "(several separated by commas)"
+            )
+    return value
+
+
+def _absolute_file(value: str) -> str:
+    if not value.startswith("/") or value.endswith("/"):
+        raise ValueError(f"'{value}' is not an absolute file path: write the path on the server, e.g. /srv/images.tar")
+    return value
+
+
+SCP_LIKE_RE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:")
+
+
+def _repo(value: str) -> str:
+    if value.startswith("/"):
+        return value
+    parts = urllib.parse.urlsplit(value)
+    remote = parts.scheme in ("http", "https", "ssh", "git") and parts.netloc
+    # file:///srv/git/app.git: a repository on the server's own disk.
+    on_server = parts.scheme == "file" and parts.path.startswith("/")
+    if remote or on_server or SCP_LIKE_RE.match(value):
+        if parts.password is not None or parts.scheme in ("http", "https") and parts.username:
+            raise ValueError(
+                "the git URL holds credentials (user:token@): they would be stored in the "
+                "inventory, the server's checkout and its logs. Remove them and give the server "
+                "read access with a deploy key, or use a public URL"
+            )
+        return value
+    raise ValueError(
+        f"'{value}' is neither a git URL nor an absolute path: write e.g. "
+        "https://github.com/me/app.git, git@github.com:me/app.git, or /home/me/src/app for a "
+        "local checkout"
+    )
+
+
+def _git_ref(value: str) -> str:
+    if value.startswith("-") or any(c.isspace() for c in value) or ".." in value or value.endswith((".lock", "/")):
+        raise ValueError(f"'{value}' is not a git branch, tag or commit: write e.g. main or v1.2.0")
     return value
 
 
@@ -118,6 +218,9 @@ Domain = Annotated[str, AfterValidator(_domain)]
 Duration = Annotated[str, AfterValidator(_duration)]
 Memory = Annotated[str, AfterValidator(_memory)]
 Image = Annotated[str, AfterValidator(_image)]
+ContainerMemory = Annotated[str, AfterValidator(_memory), AfterValidator(_container_memory)]
+LogSize = Annotated[str, AfterValidator(_log_size)]
+Calendar = Annotated[str, AfterValidator(_calendar)]
 ProbeAddress = Annotated[str, AfterValidator(_probe_address)]
 WebhookUrl = Annotated[str, AfterValidator(_webhook_url)]
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -147,8 +250,23 @@ PORT_BASES: dict[str, int] = {"postgres": 5432, "django": 8000, "redis": 6379}
 
 ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 EnvName = Annotated[str, Field(pattern=ENV_NAME_RE.pattern)]
-UrlPath = Annotated[str, Field(pattern=r"^/[^\s?#]*$")]
-ContainerPath = Annotated[str, Field(pattern=r"^/[^\s]*$")]
+def _url_path(value: str) -> str:
+    if not re.fullmatch(r"/[^\s?#]*", value):
+        raise ValueError(f"'{value}' is not a URL path: write it from the root, e.g. /healthz or /static/")
+    return value
+
+
+def _container_path(value: str) -> str:
+    if not re.fullmatch(r"/\S*", value):
+        raise ValueError(
+            f"'{value}' is not an absolute path inside the image: the app lives in /app, so write "
+            "e.g. /app/staticfiles"
+        )
+    return value
+
+
+UrlPath = Annotated[str, AfterValidator(_url_path)]
+ContainerPath = Annotated[str, AfterValidator(_container_path)]
 AptPackage = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9+.-]+$")]
 
 
@@ -171,6 +289,9 @@ class ProjectApp(Strict):
         default="uv", description="how dependencies are installed, or the app's own Dockerfile"
     )
     requirements: str = Field(default="requirements.txt", description="pip: the requirements file")
+    directory: Annotated[str, Field(pattern=r"^(\.|[A-Za-z0-9_][A-Za-z0-9_.-]*)$")] = Field(
+        default=".", description="the directory of manage.py in the repository (the app's working directory)"
+    )
     dockerfile: str | None = Field(default=None, description="builder dockerfile: its path in the repo")
     python: Annotated[str, Field(pattern=r"^3\.[0-9]+$")] | None = Field(
         default=None, description="Python major.minor the app asks for"
@@ -193,12 +314,43 @@ class ProjectApp(Strict):
         "(vault_projects.<name>.app_secrets)",
     )
 
+    @model_validator(mode="after")
+    def _consistent(self) -> ProjectApp:
+        python_name = r"[A-Za-z_][A-Za-z0-9_]*"
+        module = rf"{python_name}(\.{python_name})*"
+        if self.wsgi is not None and not re.fullmatch(rf"{module}(:{python_name})?", self.wsgi):
+            raise ValueError(
+                f"wsgi '{self.wsgi}' is not module:attribute: write e.g. config.wsgi:application"
+            )
+        if self.settings is not None and not re.fullmatch(module, self.settings):
+            raise ValueError(
+                f"settings '{self.settings}' is not a Python module path: write e.g. "
+                "config.settings.staging"
+            )
+        for key, example in (("requirements", "requirements.txt"), ("dockerfile", "Dockerfile")):
+            value = getattr(self, key)
+            if value is not None and (value.startswith("/") or ".." in value.split("/") or not value.strip()):
+                raise ValueError(
+                    f"{key} '{value}' must be a path inside the repository: write e.g. {example}"
+                )
+        both = sorted(set(self.env) & set(self.secrets))
+        if both:
+            raise ValueError(
+                f"{', '.join(both)} is both in env (plain) and in secrets (vault): keep it in secrets "
+                "and remove it from env"
+            )
+        if len(set(self.secrets)) != len(self.secrets):
+            raise ValueError("secrets lists a name twice: remove the repeated one")
+        return self
+
 
 class Project(Strict):
     name: Slug
     domain: Domain
-    repo: str = Field(min_length=1, description="git URL, or a local path (copied as is)")
-    ref: str = Field(default="main", min_length=1)
+    repo: Annotated[str, AfterValidator(_repo)] = Field(
+        min_length=1, description="git URL, or a local path (copied as is)"
+    )
+    ref: Annotated[str, AfterValidator(_git_ref)] = Field(default="main", min_length=1)
     ports: ProjectPorts = ProjectPorts()
     worker: bool = False
     scheduler: bool = False
@@ -213,12 +365,29 @@ class Host(BaseModel):
     ansible_host: str = Field(min_length=1)
 
     @model_validator(mode="after")
+    def _no_plain_passwords(self) -> Host:
+        found = plain_passwords(self.model_extra or {})
+        if found:
+            raise ValueError(password_advice(found))
+        user = login_user_problem(self.model_extra or {})
+        if user:
+            raise ValueError(user)
+        port = (self.model_extra or {}).get("ansible_port")
+        if port is not None and not (isinstance(port, int) and not isinstance(port, bool) and 1 <= port <= 65535):
+            raise ValueError(f"ansible_port '{port}' is not a TCP port: write the SSH port as a number, e.g. 22")
+        if any(c.isspace() for c in self.ansible_host):
+            raise ValueError(
+                f"ansible_host '{self.ansible_host}' has a space: write the server's address or name alone"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _only_ansible_vars(self) -> Host:
         unknown = [k for k in (self.model_extra or {}) if not k.startswith("ansible_")]
         if unknown:
             raise ValueError(
                 f"unknown host variable(s) {', '.join(sorted(unknown))}: a host takes only "
-                "ansible_* connection variables; settings go in group_vars"
+                "ansible_* connection variables; move settings to group_vars/all.yml"
             )
         return self
 
@@ -226,6 +395,17 @@ class Host(BaseModel):
 class StagingVars(Strict):
     server_domain: Domain
     projects: list[Project] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _projects_not_on_the_server_domain(self) -> StagingVars:
+        for project in self.projects:
+            if project.domain == self.server_domain:
+                raise ValueError(
+                    f"project '{project.name}' has the domain '{project.domain}', which is "
+                    "server_domain (the shared monitoring services are served under it): give the "
+                    f"project its own name, e.g. {project.name}.{self.server_domain}"
+                )
+        return self
 
 
 class StagingGroup(Strict):
@@ -246,7 +426,7 @@ class SharedService(Strict):
         description="off leaves the service out of the stack and of everything that refers to it",
     )
     image: Image
-    memory: Memory
+    memory: ContainerMemory
     port: Port | None = Field(default=None, description="the port the service listens on")
     published: bool = Field(
         default=False, description="also published on the server's 127.0.0.1 at the same port"
@@ -266,7 +446,35 @@ def _svc(
 
 
 class SharedServices(Strict):
-    """The monitoring stack. Ports and retention are the seed's; memory from its Resource Allocation."""
+    """The monitoring stack. Defaults: the standard ports, retention, memory budgets."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SharedServices:
+        # The shared_monitoring role's preflight refuses the same on the server, after the files.
+        needs = (
+            ("prometheus", None, ("Prometheus is the core of the stack (scraping, alerting, the "
+                                  "deploy's own checks): set prometheus.enabled to true")),
+            ("alloy", "loki", "alloy ships logs to Loki, which is switched off: switch loki on or alloy off"),
+            ("nginx_exporter", "nginx", ("nginx_exporter reads the main nginx's status, which is "
+                                         "switched off: switch nginx on or nginx_exporter off")),
+        )
+        for service, needed, advice in needs:
+            if needed is None and not getattr(self, service).enabled:
+                raise ValueError(f"prometheus.enabled is false: {advice}")
+            if needed and getattr(self, service).enabled and not getattr(self, needed).enabled:
+                raise ValueError(advice)
+        published: dict[int, str] = {}
+        for name, service in self:
+            if service.enabled and service.published:
+                if service.port is None:
+                    raise ValueError(f"{name}.published is true but {name}.port is not set: give the port")
+                if service.port in published:
+                    raise ValueError(
+                        f"{name} and {published[service.port]} are both published on port "
+                        f"{service.port}: give one of them another port"
+                    )
+                published[service.port] = name
+        return self
 
     prometheus: SharedService = _svc("prom/prometheus:v3.5.0", "1g", 9090, "30d", published=True)
     grafana: SharedService = _svc("grafana/grafana:12.2.1", "512m", 3000, published=True)
@@ -291,15 +499,15 @@ class ProjectImages(Strict):
 
 
 class ProjectMemory(Strict):
-    """Per-container limits; PostgreSQL 1 GB per project is the seed's figure."""
+    """Per-container limits; PostgreSQL gets 1 GB per project by default."""
 
-    postgres: Memory = "1g"
-    redis: Memory = "256m"
-    django: Memory = "512m"
-    nginx: Memory = "128m"
-    worker: Memory = "512m"
-    scheduler: Memory = "256m"
-    exporter: Memory = "64m"
+    postgres: ContainerMemory = "1g"
+    redis: ContainerMemory = "256m"
+    django: ContainerMemory = "512m"
+    nginx: ContainerMemory = "128m"
+    worker: ContainerMemory = "512m"
+    scheduler: ContainerMemory = "256m"
+    exporter: ContainerMemory = "64m"
 
 
 class ProjectDefaults(Strict):
@@ -314,6 +522,16 @@ class ProjectDefaults(Strict):
         "bundle behind a TLS-inspecting proxy). Empty: nothing is copied, no secret is passed.",
     )
 
+    @model_validator(mode="after")
+    def _redis_fits(self) -> ProjectDefaults:
+        if memory_bytes(self.redis_maxmemory) >= memory_bytes(self.memory.redis):
+            raise ValueError(
+                f"redis_maxmemory ({self.redis_maxmemory}) is not below memory.redis "
+                f"({self.memory.redis}): Redis would be killed before it evicts anything; make "
+                "redis_maxmemory about three quarters of memory.redis"
+            )
+        return self
+
 
 class Paths(Strict):
     shared: str = "/opt/shared"
@@ -326,21 +544,39 @@ class Paths(Strict):
     def _absolute(self) -> Paths:
         for key, value in self.model_dump().items():
             if not value.startswith("/") or value.rstrip("/") in ("", "/"):
-                raise ValueError(f"paths.{key} must be an absolute directory other than /")
+                raise ValueError(
+                    f"paths.{key} must be an absolute directory other than /: write e.g. /opt/{key}"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _apart(self) -> Paths:
+        # Backups inside the projects tree would be backed up, copied and deleted with a project.
+        normal = {key: posixpath.normpath(value) for key, value in self.model_dump().items()}
+        for key, value in normal.items():
+            if any(c.isspace() for c in value) or "/../" in value + "/":
+                raise ValueError(f"paths.{key} ('{value}') must be a plain absolute path without spaces or '..'")
+            for other, other_value in normal.items():
+                if other != key and (value == other_value or value.startswith(other_value + "/")):
+                    raise ValueError(
+                        f"paths.{key} ({value}) is {'the same as' if value == other_value else 'inside'} "
+                        f"paths.{other} ({other_value}): give each its own directory, none inside "
+                        "another, e.g. /opt/shared, /opt/projects, /opt/backups"
+                    )
         return self
 
 
 class Backups(Strict):
-    schedule: str = Field(default="*-*-* 03:00:00", description="systemd OnCalendar")
-    verify_schedule: str = Field(default="Sun *-*-* 04:30:00", description="systemd OnCalendar")
+    schedule: Calendar = Field(default="*-*-* 03:00:00", description="systemd OnCalendar")
+    verify_schedule: Calendar = Field(default="Sun *-*-* 04:30:00", description="systemd OnCalendar")
     retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
     remote_retention_days: Annotated[int, Field(ge=1, le=3650)] = 90
 
 
 class Docker(Strict):
-    log_max_size: str = "10m"
+    log_max_size: LogSize = "10m"
     log_max_file: Annotated[int, Field(ge=1, le=100)] = 5
-    preload_archives: list[str] = Field(
+    preload_archives: list[Annotated[str, AfterValidator(_absolute_file)]] = Field(
         default_factory=list,
         description="`docker save` archives on the server, loaded once Docker is installed: for "
         "servers that cannot reach a registry (and the sandbox)",
@@ -350,6 +586,16 @@ class Docker(Strict):
 class Security(Strict):
     ssh_port: Port = 22
     public_ports: list[Port] = Field(default_factory=lambda: [22, 80, 443])
+
+    @model_validator(mode="after")
+    def _ssh_stays_open(self) -> Security:
+        # The firewall is enabled with exactly these ports: without SSH, nobody gets back in.
+        if self.ssh_port not in self.public_ports:
+            raise ValueError(
+                f"ssh_port {self.ssh_port} is not in public_ports {self.public_ports}: the firewall "
+                f"would lock everyone out; add {self.ssh_port} to public_ports"
+            )
+        return self
 
 
 class GlobalSettings(Strict):
@@ -363,6 +609,17 @@ class GlobalSettings(Strict):
     docker: Docker = Docker()
     security: Security = Security()
 
+    @model_validator(mode="after")
+    def _published_ports_free(self) -> GlobalSettings:
+        fixed = {80: "HTTP", 443: "HTTPS", self.security.ssh_port: "SSH (security.ssh_port)"}
+        for name, service in self.shared_services:
+            if service.enabled and service.published and service.port in fixed and name != "nginx":
+                raise ValueError(
+                    f"shared_services.{name}.port {service.port} is published on the server, where "
+                    f"{fixed[service.port]} has it: give {name} another port"
+                )
+        return self
+
 
 # --- group_vars/staging.yml ---------------------------------------------------------------------
 
@@ -374,9 +631,9 @@ class Django(Strict):
 
 
 class Alerting(Strict):
-    email_to: str | None = None
-    email_from: str | None = None
-    smarthost: str = "localhost:25"
+    email_to: Annotated[str, AfterValidator(_email_addresses)] | None = None
+    email_from: Annotated[str, AfterValidator(_email_addresses)] | None = None
+    smarthost: Annotated[str, AfterValidator(_smarthost)] = "localhost:25"
     webhook_urls: list[WebhookUrl] = Field(default_factory=list)
 
 
@@ -391,8 +648,8 @@ class Monitoring(Strict):
 
 class Certificates(Strict):
     provider: Literal["letsencrypt", "selfsigned"] = "letsencrypt"
-    email: str | None = None
-    acme_directory: str = "https://acme-v02.api.letsencrypt.org/directory"
+    email: Annotated[str, AfterValidator(_email_addresses)] | None = None
+    acme_directory: WebhookUrl = "https://acme-v02.api.letsencrypt.org/directory"
 
 
 class StagingSettings(Strict):
@@ -403,6 +660,56 @@ class StagingSettings(Strict):
     alerting: Alerting = Alerting()
     monitoring: Monitoring = Monitoring()
     certificates: Certificates = Certificates()
+
+
+# Ansible's connection passwords: in plain text they would sit in git; they belong in the vault.
+PASSWORD_VARIABLES = frozenset({
+    "ansible_password", "ansible_ssh_pass", "ansible_ssh_password", "ansible_become_password",
+    "ansible_become_pass", "ansible_sudo_pass", "ansible_sudo_password", "ansible_su_pass",
+    "ansible_su_password", "ansible_ssh_private_key_passphrase",
+})
+
+
+def plain_passwords(data: Any) -> list[str]:
+    """The password variables in `data` with a literal value (a `{{ vault_... }}` reference is fine)."""
+    if not isinstance(data, dict):
+        return []
+    return sorted(
+        str(key) for key, value in data.items()
+        if str(key) in PASSWORD_VARIABLES and value not in (None, "")
+        and not (isinstance(value, str) and value.strip().startswith("{{"))
+    )
+
+
+LOGIN_USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+
+
+def login_user_problem(data: Any) -> str:
+    """What is wrong with `ansible_user` in `data` ("" when nothing): the security role turns
+    root logins off, so the deploy must log in as the user `stagectl bootstrap` made."""
+    if not isinstance(data, dict) or data.get("ansible_user") is None:
+        return ""
+    user = str(data["ansible_user"])
+    if user == "root":
+        return (
+            "ansible_user is root, but the deploy turns root logins off: run `stagectl bootstrap "
+            "--as root@HOST` once and set ansible_user: ansible"
+        )
+    if not LOGIN_USER_RE.match(user):
+        return (
+            f"ansible_user '{user}' is not a user name: write lowercase letters, digits, '_' and "
+            "'-', e.g. ansible"
+        )
+    return ""
+
+
+def password_advice(found: list[str]) -> str:
+    return (
+        f"{', '.join(found)} holds a password in plain text: move it into the vault "
+        "(`ansible-vault edit group_vars/vault.yml`, e.g. vault_become_password: ...) and write "
+        "here `{{ vault_become_password }}`; better still, use the SSH key and passwordless sudo "
+        "that `stagectl bootstrap` sets up"
+    )
 
 
 def without_ansible_variables(data: Any) -> Any:

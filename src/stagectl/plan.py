@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
 
-from stagectl.environment import INVENTORY, load_environment, record_allocations
-from stagectl.errors import EnvironmentInvalid, Problem
-from stagectl.render import RenderedFile, render_environment
+from stagectl import yamlfile
+from stagectl.derived import python_version_notes
+from stagectl.environment import (
+    ALLOCATE_PORTS_ENV,
+    INVENTORY,
+    load_environment,
+    local_source_problems,
+    record_allocations,
+    secret_values,
+)
+from stagectl.errors import EnvironmentInvalid, Interrupted, Problem, RenderFailed
+from stagectl.model import Vault
+from stagectl.render import RenderedFile, render_environment, render_processes
 from stagectl.runner import ProgressCallback
 from stagectl.validate import Check, run_checks
 
@@ -24,6 +35,8 @@ class PlanReport:
     allocated: dict[str, dict[str, int]] = field(default_factory=dict)
     render_seconds: float = 0.0
     check_seconds: float = 0.0
+    #: Warnings that do not fail the plan (e.g. an app asking for another Python than its image's).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -41,7 +54,7 @@ class PlanReport:
 def project_names(root: Path) -> list[str]:
     """Project names from the inventory alone, for commands that must work on a partial vault."""
     try:
-        data = yaml.safe_load((root / INVENTORY).read_text()) or {}
+        data = yamlfile.load((root / INVENTORY).read_text()) or {}
         projects = data["staging"]["vars"].get("projects") or []
         return [str(p["name"]) for p in projects]
     except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
@@ -49,6 +62,28 @@ def project_names(root: Path) -> list[str]:
             [Problem(INVENTORY, "staging.vars.projects", f"cannot read the project list ({exc})",
                      "fix the inventory first; `stagectl plan` lists every problem")]
         ) from None
+
+
+def _mask(text: str, vault: Vault | None) -> str:
+    """Ansible's and the validators' messages may quote a rendered secret: never show one."""
+    if vault is None:
+        return text
+    for secret in sorted(secret_values(vault.model_dump()), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def project_app_secrets(root: Path) -> dict[str, list[str]]:
+    """Per project, the names its `app.secrets` lists, from the inventory alone (like
+    `project_names`: the vault may still lack them)."""
+    data = yaml.safe_load((root / INVENTORY).read_text()) or {}
+    result: dict[str, list[str]] = {}
+    for project in data["staging"]["vars"].get("projects") or []:
+        app = project.get("app") if isinstance(project, dict) else None
+        names = app.get("secrets") if isinstance(app, dict) else None
+        if isinstance(names, list):
+            result[str(project["name"])] = [str(n) for n in names]
+    return result
 
 
 def plan(
@@ -63,15 +98,34 @@ def plan(
     syntax checks): they do not depend on the environment, and `deploy` need not repeat them."""
     root = root.resolve()
     loaded = load_environment(root, vault_password_file=vault_password_file)
-    # Allocations are recorded only once the whole environment is valid, so a failed plan
-    # leaves the user's files exactly as they were.
-    record_allocations(root, loaded.allocated)
+    local = local_source_problems(loaded.env)
+    if local:
+        raise EnvironmentInvalid(local)
     started = time.monotonic()
-    files = render_environment(root, out, vault_password_file, on_progress=on_progress)
-    rendered = time.monotonic()
-    checks = run_checks(
-        files, root=root, vault_password_file=vault_password_file, lint_collection=lint_collection
-    )
+    # Allocated ports stay in memory (the vars plugin allocates the same ones) until the whole
+    # plan passed: a failed or interrupted plan leaves the user's files exactly as they were.
+    allocating = {ALLOCATE_PORTS_ENV: "1"} if loaded.allocated else {}
+    fresh_out = not out.exists()
+    try:
+        files = render_environment(
+            root, out, vault_password_file, on_progress=on_progress, extra_env=allocating,
+            processes=render_processes(len(loaded.env.projects)),
+        )
+        rendered = time.monotonic()
+        # --syntax-check does not consult the vars plugin: it needs no allocation.
+        checks = run_checks(
+            files, root=root, vault_password_file=vault_password_file, lint_collection=lint_collection
+        )
+    except Interrupted:
+        # A plan that did not finish leaves nothing behind, not even its complete renders.
+        if fresh_out:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    except RenderFailed as exc:
+        raise RenderFailed(_mask(str(exc), loaded.vault), exc.hint) from None
+    checks = [replace(c, message=_mask(c.message, loaded.vault)) for c in checks]
+    if all(c.status != "failed" for c in checks):
+        record_allocations(root, loaded.allocated)
     return PlanReport(
         hosts=sorted(loaded.env.inventory.staging.hosts),
         files=files,
@@ -79,4 +133,5 @@ def plan(
         allocated=loaded.allocated,
         render_seconds=rendered - started,
         check_seconds=time.monotonic() - rendered,
+        notes=python_version_notes(loaded.env),
     )

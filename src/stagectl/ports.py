@@ -1,6 +1,6 @@
 """Host port allocation and conflict checks.
 
-Ports are allocated once, from the seed's bases (PostgreSQL 5432+, Django 8000+, Redis 6379+), and
+Ports are allocated once, from fixed bases (PostgreSQL 5432+, Django 8000+, Redis 6379+), and
 then written into the inventory, so that adding or removing a project never moves another one.
 """
 

@@ -1,4 +1,4 @@
-"""`stagectl init`: the seed's Ansible layout, with the example projects and a vault of fresh secrets."""
+"""`stagectl init`: the Ansible layout, with the example projects and a vault of fresh secrets."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ from stagectl.vault import new_password_file, new_vault, read_password_file, wri
 
 HEADERS = {
     INVENTORY: (
-        "# Server and project configuration (the seed's inventory/staging.yml).\n"
+        "# Server and project configuration.\n"
         "# Project ports left out are allocated from 5432+/8000+/6379+ by `stagectl plan` and written\n"
         "# back here, so adding or removing a project never moves another project's ports.\n"
     ),
     ALL_VARS: (
-        "# Global settings. The values are the seed's (ports, retention, memory budgets); images are\n"
+        "# Global settings: ports, retention, memory budgets and more; images are\n"
         "# pinned official releases. Remove a key to fall back to stagectl's default.\n"
     ),
     STAGING_VARS: "# Settings of this environment (staging).\n",
@@ -43,6 +43,10 @@ def ansible_cfg(vault_password_file: Path) -> str:
         f"vars_plugins_enabled = {collection.VARS_PLUGINS_ENABLED}\n"
         f"vault_password_file = {vault_password_file}\n"
         "interpreter_python = auto_silent\n"
+        "\n"
+        "[ssh_connection]\n"
+        "pipelining = True\n"
+        f"ssh_args = {collection.SSH_ARGS}\n"
     )
 
 

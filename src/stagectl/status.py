@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from stagectl.derived import derive
-from stagectl.doctor import SHARED_PROJECT, Expectations, expectations, parse_compose_ps, stack_problems
+from stagectl.doctor import (
+    SHARED_PROJECT,
+    Expectations,
+    expectations,
+    parse_compose_ps,
+    stack_problems,
+)
 from stagectl.environment import load_environment
 from stagectl.runner import ProgressCallback, RunResult, run_reporting_playbook
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import binascii
 import os
 import secrets
 import string
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import bcrypt
 import yaml
-from ansible.parsing.vault import AnsibleVaultError, VaultLib, VaultSecret
+from ansible.parsing.vault import AnsibleVaultError, AnsibleVaultFormatError, VaultLib, VaultSecret
 
+from stagectl import yamlfile
 from stagectl.errors import VaultError
 
 VAULT_ID = "default"
@@ -62,19 +65,32 @@ def bcrypt_matches(password: str, hashed: str) -> bool:
         return False
 
 
-def fill_missing(vault: dict[str, Any], project_names: list[str]) -> list[str]:
-    """Add secrets for projects that have none; never change an existing one. Returns what was added."""
+def fill_missing(
+    vault: dict[str, Any], project_names: list[str], app_secrets: dict[str, list[str]] | None = None
+) -> list[str]:
+    """Add secrets for projects that have none, and a value for each name a project's
+    `app.secrets` lists (`app_secrets`: project -> names); never change an existing one.
+    Returns what was added."""
     added: list[str] = []
     per_project = vault.setdefault("vault_projects", {})
     for name in project_names:
         if name not in per_project:
             per_project[name] = project_secrets()
             added.append(f"vault_projects.{name}")
-    for key, make in (
+        values = per_project[name].setdefault("app_secrets", {})
+        for secret in (app_secrets or {}).get(name, []):
+            if secret not in values:
+                # Letters and digits: the value lands in a .env file unquoted.
+                values[secret] = random_password(50)
+                added.append(f"vault_projects.{name}.app_secrets.{secret}")
+        if not values:
+            del per_project[name]["app_secrets"]
+    makers: tuple[tuple[str, Callable[[], str]], ...] = (
         ("vault_grafana_admin_password", random_password),
         ("vault_grafana_secret_key", lambda: random_password(40)),
         ("vault_prometheus_password", random_password),
-    ):
+    )
+    for key, make in makers:
         if key not in vault:
             vault[key] = make()
             added.append(key)
@@ -114,7 +130,8 @@ def _vault_lib(password: bytes) -> VaultLib:
 
 def encrypt(data: dict[str, Any], password: bytes) -> bytes:
     plain = yaml.safe_dump(data, sort_keys=True, default_flow_style=False).encode()
-    return _vault_lib(password).encrypt(plain)
+    cipher: bytes = _vault_lib(password).encrypt(plain)
+    return cipher
 
 
 def write_vault(path: Path, data: dict[str, Any], password: bytes) -> None:
@@ -134,6 +151,13 @@ def decrypt(path: Path, password: bytes) -> Any:
             f"{path} does not exist",
             hint="the vault holds every secret; restore it, or run `stagectl init` for a new environment",
         ) from None
+    damage = vault_damage(raw)
+    if damage:
+        raise VaultError(
+            f"{path} is damaged: {damage}",
+            hint="restore it from version control or a backup (the vault password is not the "
+            "problem); after a merge, take one side of the conflict whole",
+        )
     lib = _vault_lib(password)
     if not lib.is_encrypted(raw):
         raise VaultError(
@@ -142,9 +166,51 @@ def decrypt(path: Path, password: bytes) -> Any:
         )
     try:
         plain = lib.decrypt(raw)
+    except AnsibleVaultFormatError:
+        raise VaultError(
+            f"{path} is damaged: its encrypted text cannot be read",
+            hint="restore it from version control or a backup (the vault password is not the problem)",
+        ) from None
     except AnsibleVaultError:
         raise VaultError(
             f"cannot decrypt {path} with the given vault password file",
             hint="check that --vault-password-file is the file `stagectl init` wrote for this environment",
         ) from None
-    return yaml.safe_load(plain) or {}
+    try:
+        return yamlfile.load(plain) or {}
+    except yaml.YAMLError as exc:
+        where, reason = yamlfile.describe(exc)
+        # The decrypted text is secret: name the line, never quote it.
+        raise VaultError(
+            f"{path} decrypts, but its content is not valid YAML ({where}: {reason})",
+            hint="fix it with `ansible-vault edit` and the same password file",
+        ) from None
+
+
+CONFLICT_MARKERS = (b"<<<<<<<", b"=======", b">>>>>>>")
+HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+
+
+def vault_damage(raw: bytes) -> str:
+    """Why an ansible-vault file cannot be whole, without the password; "" when it looks whole.
+
+    A truncated or merged vault fails its HMAC exactly like a wrong password would, so the
+    structure is checked first: a damaged file must not be blamed on the password.
+    """
+    lines = raw.splitlines()
+    if any(line.startswith(CONFLICT_MARKERS) for line in lines):
+        return "it holds git conflict markers (<<<<<<< ======= >>>>>>>)"
+    if not lines or not lines[0].startswith(b"$ANSIBLE_VAULT;"):
+        return ""  # not a vault at all: the caller says so
+    body = b"".join(line.strip() for line in lines[1:])
+    if not body:
+        return "it has the ansible-vault header but no encrypted text (truncated)"
+    if not set(body) <= HEX_DIGITS or len(body) % 2:
+        return "its encrypted text is cut off or altered (not whole hexadecimal)"
+    parts = binascii.unhexlify(body).split(b"\n")
+    if len(parts) != 3 or len(parts[0]) != 64 or len(parts[1]) != 64:
+        return "its encrypted text is cut off or altered (salt, checksum or data missing)"
+    cipher = parts[2]
+    if not cipher or len(cipher) % 32 or not set(cipher) <= HEX_DIGITS:
+        return "its encrypted text is cut off (truncated)"
+    return ""

@@ -28,6 +28,7 @@ from stagectl import collection
 from stagectl.errors import ToolMissing
 from stagectl.validators.base import require_tool, run
 from stagectl.validators.prometheus import PROMTOOL_PACKAGE
+from tests.conftest import missing_tool
 
 HERE = Path(__file__).parent
 ROLE = collection.collection_root() / "roles" / "shared_monitoring"
@@ -125,7 +126,7 @@ def promtool() -> str:
     try:
         return require_tool("promtool", PROMTOOL_PACKAGE)
     except ToolMissing as exc:
-        pytest.skip(f"promtool is not installed ({exc.hint}); scripts/testbed-setup.sh validators installs it")
+        missing_tool(f"promtool is not installed ({exc.hint}); scripts/testbed-setup.sh validators installs it")
 
 
 @pytest.fixture(scope="module")

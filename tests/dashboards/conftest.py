@@ -1,4 +1,4 @@
-"""Environments for the dashboard tests: the seed's example, and one with the awkward cases."""
+"""Environments for the dashboard tests: the example, and one with the awkward cases."""
 
 from __future__ import annotations
 

@@ -177,7 +177,7 @@ def test_every_panel_has_a_title_and_rows_group_them(any_vars: dict[str, Any]) -
         assert dashboard["schemaVersion"] >= 41, path
 
 
-def test_seed_contents_are_there(example_vars: dict[str, Any]) -> None:
+def test_expected_contents_are_there(example_vars: dict[str, Any]) -> None:
     built = {path: json.loads(text) for path, text in dashboards.build(example_vars).items()}
 
     def kinds(path: str) -> set[str]:

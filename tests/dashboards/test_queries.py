@@ -130,8 +130,8 @@ def test_template_variable_queries_are_confined_too(any_vars: dict[str, Any]) ->
                 assert f'project="{project}"' in variable["query"], (path, variable["name"])
 
 
-def test_the_seed_metrics_are_queried(example_vars: dict[str, Any]) -> None:
-    """The metric names the brief and the exporters' documentation give, so a rename is noticed."""
+def test_the_expected_metrics_are_queried(example_vars: dict[str, Any]) -> None:
+    """The metric names the exporters' documentation gives, so a rename is noticed."""
     text = "\n".join(q.expr for q in dashboards.panel_queries(example_vars))
     for metric in (
         "django_http_requests_latency_seconds_by_view_method_bucket",

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import missing_tool
+
 from .harness import APP_DIR, App, Postgres, Redis, Tools, find_pg_tool, make_app, run
 
 
@@ -40,12 +42,12 @@ def tools() -> Tools:
     }
     missing = [name.replace("_", "-") for name, path in found.items() if not path]
     if missing:
-        pytest.skip(
+        missing_tool(
             f"demo app service tests need {', '.join(missing)}: "
             "apt-get install -y postgresql redis-server && pip install uv"
         )
     if os.geteuid() == 0 and not has_user("postgres"):
-        pytest.skip("initdb refuses root and there is no postgres user: apt-get install postgresql")
+        missing_tool("initdb refuses root and there is no postgres user: apt-get install postgresql")
     return Tools(**{name: str(path) for name, path in found.items()})
 
 

@@ -277,3 +277,15 @@ def test_missing_secret_key_is_a_clear_error(app: App) -> None:
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY is not set" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_home_page_names_the_project_and_links_its_pages(app: App) -> None:
+    resp = app.request(
+        "GET", "/", headers={"Host": "beryl3.staging.example.test", "X-Forwarded-Proto": "https"}
+    )
+    assert resp.status == 200, resp.body
+    assert resp.headers["content-type"].startswith("text/html")
+    page = resp.body.decode()
+    assert re.search(r"<h1>\s*beryl3\s*</h1>", page), page
+    for href in ("/notes/", "/readyz", "/healthz", "/admin/"):
+        assert f'href="{href}"' in page

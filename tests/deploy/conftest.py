@@ -26,6 +26,7 @@ from stagectl.sandbox import alert_sink, archive, server
 from stagectl.sandbox.environment import bootstrap_target, write_sandbox_environment
 from stagectl.sandbox.images.builder import docker_available
 from stagectl.sandbox.server import SandboxInfo
+from tests.conftest import missing_tool
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_APP = REPO / "examples" / "demo-app"
@@ -76,7 +77,7 @@ def _failures(result: RunResult) -> str:
 @pytest.fixture(scope="session")
 def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     if not docker_available():
-        pytest.skip("needs a Docker engine: scripts/testbed-setup.sh docker starts one")
+        missing_tool("needs a Docker engine: scripts/testbed-setup.sh docker starts one")
     name = f"stagectl-e2e-{uuid.uuid4().hex[:8]}"
     state = tmp_path_factory.mktemp("sandbox-state")
     timings: dict[str, float] = {}

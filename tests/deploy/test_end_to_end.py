@@ -1,4 +1,4 @@
-"""The example environment deployed on a sandbox server behaves as the seed describes: healthy
+"""The example environment deployed on a sandbox server behaves as specified: healthy
 stacks, host-based routing through the main nginx, isolated projects, every target scraped, a
 closed firewall, files exactly as planned, idempotent redeploys and data that survives a reboot."""
 

@@ -19,8 +19,8 @@ import pytest
 
 from stagectl import dashboards
 from stagectl.alerts import TEST_ALERT, run_alert_test
-from stagectl.environment import load_environment
 from stagectl.derived import derive
+from stagectl.environment import load_environment
 from stagectl.status import run_status
 from tests.deploy.conftest import Deployed
 

@@ -4,7 +4,7 @@ The session's sandbox, bootstrapped and deployed by tests/deploy/conftest.py (be
 project2 both built from examples/demo-app); health, notes, isolation, byte-for-byte files and
 the no-op redeploy are checked in test_end_to_end.py on the same deployment.
 
-The tests then check the stacks from inside the server (`docker exec`, never the seed's address):
+The tests then check the stacks from inside the server (`docker exec`, never the example's address):
 health through each project nginx, notes written through the app, isolation between the
 projects, secrets files, published ports, files byte for byte as `stagectl plan` renders them,
 idempotence (a second run and `--check --diff` change nothing), a new release (backup, gated
@@ -21,7 +21,6 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +29,6 @@ import yaml
 
 from stagectl import collection
 from stagectl.environment import INVENTORY, VAULT
-from stagectl.render import render_environment
 from stagectl.sandbox.server import SandboxInfo
 from stagectl.vault import decrypt, read_password_file
 from tests.deploy.conftest import Deployed
@@ -45,9 +43,9 @@ HOST = "sandbox"
 PROJECTS = ("beryl3", "project2")
 SERVICES = ("postgres", "redis", "django", "nginx", "postgres-exporter", "redis-exporter",
             "nginx-exporter")
-# Host ports of the example projects (the seed's), which must listen on 127.0.0.1 only.
+# Host ports of the example projects (the defaults), which must listen on 127.0.0.1 only.
 LOOPBACK_PORTS = {5432, 5433, 6379, 6380, 8000, 8001}
-# shared/TESTBED.md: PyPI over HTTPS from inside a container needs the machine's CA bundle.
+# On the test bed, PyPI over HTTPS from inside a container needs the machine's CA bundle.
 # Test-bed plumbing, handed to the role's build secret `ca`; production has none.
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 # A stuck deploy must end the test, not the CI run.
@@ -161,10 +159,9 @@ def release(tmp: Path, name: str, *, broken: bool = False) -> Path:
     shutil.copytree(DEMO_APP, target, ignore=shutil.ignore_patterns(".venv", "__pycache__", ".ruff_cache"))
     (target / "RELEASE").write_text(f"{name}\n")
     if broken:
-        entrypoint = target / "docker-entrypoint.sh"
-        text = entrypoint.read_text()
-        assert "exec gunicorn" in text
-        entrypoint.write_text(text.replace("exec gunicorn", 'echo "broken release" >&2; exit 3; exec gunicorn'))
+        # The web process (gunicorn with this config) cannot start; manage.py never reads it.
+        config = target / "gunicorn.conf.py"
+        config.write_text('raise SystemExit("broken release")\n' + config.read_text())
     return target
 
 

@@ -530,5 +530,6 @@ def test_services_switched_off_leave_valid_configs(tmp_path: Path) -> None:
     prometheus = yaml.safe_load(files[f"{SHARED}/prometheus/config/prometheus.yml"].read_text())
     assert "alerting" not in prometheus
     jobs = {job["job_name"] for job in prometheus["scrape_configs"]}
-    assert jobs == {"prometheus", "postgres-exporter", "redis-exporter", "nginx-exporter", "django"}
+    # The example's apps declare no `app.metrics_path`, so Django itself is not scraped.
+    assert jobs == {"prometheus", "postgres-exporter", "redis-exporter", "nginx-exporter"}
     assert not any(dest.startswith(f"{SHARED}/grafana/dashboards/") for dest in files)

@@ -166,8 +166,10 @@ def test_refused_key_fix_names_the_keys_problem(
         ("Connection timed out during banner exchange", "the server is down"),
         ("ssh: connect to host 127.0.0.1 port 2222: No route to host", "the server is down"),
         (
-            "@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@ ... "
-            "Host key verification failed.",
+            (
+                "@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@ ... "
+                "Host key verification failed."
+            ),
             "ssh-keygen -R '[127.0.0.1]:2222'",
         ),
         (
@@ -240,7 +242,7 @@ def test_after_bootstrap_host_checks_pass_and_docker_fails_with_its_fix(
         assert (results[name].status, results[name].detail) == ("skipped", "needs Docker")
 
 
-def test_broken_sudo_fails_with_the_seeds_fix(expect: Expectations) -> None:
+def test_broken_sudo_fails_with_the_documented_fix(expect: Expectations) -> None:
     results = by_name(judge_host(HOST, recorded("sudo_broken"), expect))
     sudo = results["sudo"]
     assert sudo.status == "failed"
@@ -281,7 +283,7 @@ def arch(findings: dict[str, Any]) -> dict[str, Any]:
     return findings
 
 
-def test_missing_python_on_arch_gets_the_seeds_pacman_fix(expect: Expectations) -> None:
+def test_missing_python_on_arch_gets_the_pacman_fix(expect: Expectations) -> None:
     findings = arch(recorded("partial_stack"))
     findings["python"] = ran(findings["python"], 1)
     results = by_name(judge_host(HOST, findings, expect))

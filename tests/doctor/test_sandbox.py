@@ -1,6 +1,6 @@
-"""`run_doctor` against a real sandbox server, through the seed's setup steps: before bootstrap the
+"""`run_doctor` against a real sandbox server, through the setup steps: before bootstrap the
 `ansible` user cannot log in; after `bootstrap.yml` the host checks pass and Docker is missing;
-with /etc/sudoers.d/ansible removed, the sudo check fails with the seed's fix.
+with /etc/sudoers.d/ansible removed, the sudo check fails with its documented fix.
 
 The sandbox gets a unique name and free ports on 127.0.0.1, and is removed with its volume in a
 finalizer. DNS is never resolved: the server's address is loopback, and the injected resolver
@@ -26,6 +26,7 @@ from stagectl.sandbox.environment import bootstrap_target, write_sandbox_environ
 from stagectl.sandbox.images.builder import docker_available
 from stagectl.sandbox.server import SandboxInfo
 from stagectl.vault import decrypt, read_password_file
+from tests.conftest import missing_tool
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.docker]
 
@@ -64,7 +65,7 @@ def sandbox(
     tmp_path_factory: pytest.TempPathFactory, timings: dict[str, float]
 ) -> Iterator[Sandbox]:
     if not docker_available():
-        pytest.skip(
+        missing_tool(
             "no Docker daemon answers `docker info`: start one with "
             "`scripts/testbed-setup.sh docker` (as root)"
         )
@@ -144,7 +145,7 @@ def test_doctor_through_bootstrap_and_broken_sudo(
     assert after_ssh and {(c.status, c.detail) for c in after_ssh} == {("skipped", "needs SSH")}
     assert {c.status for c in report if c.name.startswith("dns ")} == {"skipped"}
 
-    # 2. The seed's host preparation, as `stagectl bootstrap --as root@127.0.0.1` runs it.
+    # 2. Host preparation, as `stagectl bootstrap --as root@127.0.0.1` runs it.
     target = bootstrap_target(sandbox.info)
     start = time.monotonic()
     run = bootstrap(
@@ -165,7 +166,7 @@ def test_doctor_through_bootstrap_and_broken_sudo(
     for name in ("docker compose", "stack shared", "stack beryl3", "prometheus targets"):
         assert check(report, name)[:2] == ("skipped", "needs Docker"), explain(report)
 
-    # 3. Break passwordless sudo the way the seed's guide describes its absence.
+    # 3. Break passwordless sudo the way the troubleshooting guide describes its absence.
     subprocess.run(
         ["docker", "exec", sandbox.info.name, "rm", "/etc/sudoers.d/ansible"],
         check=True, capture_output=True, timeout=60,

@@ -79,20 +79,24 @@ def make_environment(
     inventory: Edit | None = None,
     all_vars: Edit | None = None,
     staging_vars: Edit | None = None,
+    vault: Edit | None = None,
 ) -> BuiltEnv:
-    """`stagectl init`, optional edits of its files, secrets for added projects, ports recorded."""
+    """`stagectl init`, optional edits of its files, secrets for added projects (and an optional
+    edit of the decrypted vault), ports recorded."""
     init_environment(root, vault_password_file)
     for rel, edit in ((INVENTORY, inventory), (ALL_VARS, all_vars), (STAGING_VARS, staging_vars)):
         if edit is not None:
             _edit_yaml(root / rel, edit)
     password = read_password_file(vault_password_file)
-    vault = decrypt(root / VAULT, password)
+    secrets = decrypt(root / VAULT, password)
     names = [p["name"] for p in yaml.safe_load((root / INVENTORY).read_text())["staging"]["vars"]["projects"]]
-    if fill_missing(vault, names):
-        write_vault(root / VAULT, vault, password)
+    if fill_missing(secrets, names) or vault is not None:
+        if vault is not None:
+            vault(secrets)
+        write_vault(root / VAULT, secrets, password)
     loaded = load_environment(root, vault_password_file=vault_password_file)
     record_allocations(root, loaded.allocated)
-    return BuiltEnv(root, vault_password_file, derive(loaded.env), vault)
+    return BuiltEnv(root, vault_password_file, derive(loaded.env), secrets)
 
 
 # --- a rendered environment --------------------------------------------------------------------
@@ -181,7 +185,9 @@ class RenderedEnv:
         """Every secret of the vault: `vault_*` strings and `<project>.<key>`."""
         found = {k: v for k, v in self.vault.items() if k.startswith("vault_") and isinstance(v, str)}
         for project, values in self.vault["vault_projects"].items():
-            found.update({f"{project}.{key}": value for key, value in values.items()})
+            found.update({f"{project}.{key}": value for key, value in values.items() if key != "app_secrets"})
+            found.update({f"{project}.app_secrets.{key}": value
+                          for key, value in values.get("app_secrets", {}).items()})
         return found
 
 
@@ -198,11 +204,35 @@ def _variant_inventory(data: dict[str, Any]) -> None:
     projects = data["staging"]["vars"]["projects"]
     for project in projects:
         if project["name"] == "beryl3":
-            project.update(worker=True, scheduler=True)
-    # A third project with a '-' in its name and its ports left out (allocated, then recorded).
+            # The worker runs stagectl's default command, the scheduler the app's own.
+            project.update(worker=True, scheduler=True,
+                           app={"processes": {"scheduler": "celery -A beryl3 beat --loglevel info"}})
+        if project["name"] == "project2":
+            # A pip project described by hand: its own URLs and roots, Procfile processes with shell
+            # syntax, packages, plain variables, a secret, metrics elsewhere than /metrics.
+            project["app"] = {
+                "builder": "pip", "requirements": "requirements/prod.txt", "python": "3.12",
+                "settings": "p2.settings.staging", "static_root": "/srv/app/static",
+                "media_root": "/srv/app/uploads", "static_url": "/assets/", "media_url": "/uploads/",
+                "health_path": "/up", "metrics_path": "/prom",
+                "processes": {
+                    "web": "gunicorn p2.wsgi --bind 0.0.0.0:8000 --workers $GUNICORN_WORKERS",
+                    "release": "python manage.py migrate --noinput && python manage.py createcachetable",
+                },
+                "apt_packages": ["libmagic1"], "env": {"FEATURE_X": "on", "DEBUG": "True"},
+                "secrets": ["STRIPE_KEY"],
+            }
+    # A third project with a '-' in its name and its ports left out (allocated, then recorded),
+    # built with its own Dockerfile.
     projects.append({
         "name": "my-app", "domain": "my-app.staging.mdubiel.org", "repo": "https://example.invalid/my-app.git",
+        "app": {"builder": "dockerfile", "dockerfile": "docker/Dockerfile", "ready_path": "/ready",
+                "processes": {"web": "uwsgi --ini uwsgi.ini"}},
     })
+
+
+def _variant_vault(data: dict[str, Any]) -> None:
+    data["vault_projects"]["project2"]["app_secrets"] = {"STRIPE_KEY": "sk_test_$value#1"}
 
 
 def _variant_all(data: dict[str, Any]) -> None:
@@ -226,12 +256,13 @@ def _no_projects(data: dict[str, Any]) -> None:
 
 
 ENVIRONMENTS: dict[str, dict[str, Edit]] = {
-    # The seed's example: beryl3 and project2.
+    # The example: beryl3 and project2.
     "example": {},
-    # Every optional path at once: worker and scheduler (beryl3), a third project with allocated
-    # ports, a custom image, retentions, log rotation, e-mail and webhook alerting, self-signed
+    # Every optional path at once: worker and scheduler (beryl3), a pip app described in full
+    # (project2), a third project with allocated ports and its own Dockerfile, a custom image, retentions, log rotation, e-mail and webhook alerting, self-signed
     # certificates.
-    "variant": {"inventory": _variant_inventory, "all_vars": _variant_all, "staging_vars": _variant_staging},
+    "variant": {"inventory": _variant_inventory, "all_vars": _variant_all, "staging_vars": _variant_staging,
+                "vault": _variant_vault},
     "no_projects": {"inventory": _no_projects},
 }
 RENDERS = {  # fixture -> the environment it renders

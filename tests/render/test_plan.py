@@ -3,7 +3,12 @@ template fails the plan with the validator's own words."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -85,8 +90,8 @@ def test_a_broken_template_fails_the_plan_with_the_validators_own_words(
     monkeypatch.setattr(collection, "collections_path", lambda: copy)
     # The collection-level checks (ansible-lint, --syntax-check) are the subject of the test
     # above; here they would only repeat it on the copy.
-    monkeypatch.setattr(validate, "ansible_lint", lambda: Check("ansible-lint", "collection", "skipped", "not run here"))
-    monkeypatch.setattr(validate, "syntax_checks", lambda root, vault_password_file: [])
+    monkeypatch.setattr(validate, "ansible_lint", lambda **_: Check("ansible-lint", "collection", "skipped", "not run here"))
+    monkeypatch.setattr(validate, "syntax_checks", lambda root, vault_password_file, **_: [])
 
     code, output = _plan(root, key, tmp_path / "plan")
     assert code == 1, output
@@ -105,3 +110,60 @@ def test_a_broken_template_fails_the_plan_with_the_validators_own_words(
     nginx = nginx.split("\nFAILED ", 1)[0]
     assert 'invalid value "maybe"' in nginx and "test failed" in nginx, nginx
     assert "/etc/nginx/stagectl/conf.d/projects.conf" in nginx, "nginx names the file as the container sees it"
+
+
+def _processes() -> list[tuple[int, int, int, str]]:
+    """(pid, parent pid, process group, command line) of every process."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] == "Z":
+            continue
+        found.append((int(entry.name), int(fields[1]), int(fields[2]), cmdline))
+    return found
+
+
+@pytest.mark.validators
+def test_ctrl_c_stops_the_plan_and_every_validator(tmp_path: Path) -> None:
+    """Interrupted while ansible-lint runs (a cold cache: every check runs), the plan exits 130
+    and leaves no validator behind, nor anything a validator started."""
+    root, key = _init(tmp_path)
+    stagectl = Path(sys.executable).parent / "stagectl"
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    args = [str(stagectl), "plan", "--env", str(root), "--vault-password-file", str(key)]
+    # SIGINT handled as from a terminal (a test run started in the background inherits it
+    # ignored, and exec keeps that): reset, then exec stagectl in the same process.
+    launcher = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", launcher, *args],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        lint: tuple[int, int, int, str] | None = None
+        for _ in range(600):  # until ansible-lint runs: at most 5 minutes on a loaded machine
+            lint = next((p for p in _processes() if p[1] == proc.pid and "ansible-lint" in p[3]), None)
+            if lint is not None or proc.poll() is not None:
+                break
+            time.sleep(0.5)
+        assert lint is not None, "ansible-lint never started"
+        os.kill(proc.pid, signal.SIGINT)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, output
+    assert "Traceback" not in output, output
+    for _ in range(20):  # killed processes may take a moment to disappear
+        left = [p for p in _processes() if p[1] == proc.pid or p[2] == lint[2]]
+        if not left:
+            break
+        time.sleep(0.5)
+    assert left == [], left

@@ -11,6 +11,7 @@ redis-server, postgres.
 
 from __future__ import annotations
 
+import base64
 import getpass
 import json
 import os
@@ -29,13 +30,15 @@ from typing import Any
 import pytest
 import yaml
 
+from stagectl.sandbox.environment import DEMO_APP as DEMO_APP_ENTRY
+from tests.conftest import missing_tool
 from tests.render.conftest import CONTRACT_KINDS, RenderedEnv, make_environment, render
 
 Rendered = RenderedEnv
 ROLES = ("project", "backups")
 # Where the two roles write on the server (the rest of a render belongs to other roles).
 ROLE_PREFIXES = ("/opt/projects/", "/etc/stagectl/backups/", "/etc/systemd/system/", "/usr/local/sbin/")
-SEED_PORTS = {
+EXAMPLE_PORTS = {
     "beryl3": {"postgres": 5432, "django": 8000, "redis": 6379},
     "project2": {"postgres": 5433, "django": 8001, "redis": 6380},
 }
@@ -187,7 +190,7 @@ def test_compose_release_candidate_is_django_but_for_its_name(example: Rendered,
 @pytest.mark.parametrize("name", ["beryl3", "project2"])
 def test_compose_publishes_only_on_loopback(example: Rendered, name: str) -> None:
     services = example.compose(name)["services"]
-    ports = SEED_PORTS[name]
+    ports = EXAMPLE_PORTS[name]
     assert services["postgres"]["ports"] == [f"127.0.0.1:{ports['postgres']}:5432"]
     assert services["redis"]["ports"] == [f"127.0.0.1:{ports['redis']}:6379"]
     assert services["django"]["ports"] == [f"127.0.0.1:{ports['django']}:8000"]
@@ -257,7 +260,7 @@ def test_worker_and_scheduler_only_when_enabled(example: Rendered, variant: Rend
     memory = variant.project("beryl3")["memory"]
     for name, command in (
         ("worker", ["python", "manage.py", "worker"]),
-        ("scheduler", ["python", "manage.py", "scheduler"]),
+        ("scheduler", ["celery", "-A", "beryl3", "beat", "--loglevel", "info"]),  # app.processes
     ):
         spec = services[name]
         assert spec["image"] == services["django"]["image"]
@@ -291,7 +294,7 @@ def parse_env(text: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("name", ["beryl3", "project2"])
-def test_app_env_has_the_seed_variables(example: Rendered, name: str) -> None:
+def test_app_env_has_the_expected_variables(example: Rendered, name: str) -> None:
     env = parse_env(example.text(f"/opt/projects/{name}/config/.env"))
     project = example.project(name)
     secrets = example.vault["vault_projects"][name]
@@ -310,8 +313,15 @@ def test_app_env_has_the_seed_variables(example: Rendered, name: str) -> None:
     assert env["EMAIL_HOST"] == "localhost" and env["EMAIL_PORT"] == "1025"
     assert env["PROJECT_NAME"] == name
     assert env["GUNICORN_WORKERS"] == str(project["gunicorn_workers"])
-    assert env["PROMETHEUS_MULTIPROC_DIR"]
+    # The example's apps declare no metrics path: no multiprocess directory for prometheus_client.
+    assert "PROMETHEUS_MULTIPROC_DIR" not in env
     assert env["DJANGO_MIGRATE_ON_START"] == "0"
+    # The names apps commonly read carry the same values.
+    assert env["SECRET_KEY"] == env["DJANGO_SECRET_KEY"]
+    assert env["ALLOWED_HOSTS"] == env["DJANGO_ALLOWED_HOSTS"]
+    assert project["containers"]["django"] in env["ALLOWED_HOSTS"].split(",")
+    assert env["DEBUG"] == env["DJANGO_DEBUG"]
+    assert env["STATIC_ROOT"] == "/app/staticfiles" and env["MEDIA_ROOT"] == "/app/media"
 
 
 def test_other_consumers_get_only_their_secret(example: Rendered) -> None:
@@ -367,7 +377,19 @@ def test_dockerfile(example: Rendered) -> None:
     assert "--mount=type=secret,id=ca,required=false" in text
     assert "ca-certificates.crt" not in text  # no test-bed plumbing in production templates
     assert "USER app" in text and "HEALTHCHECK" in text
-    assert 'ENTRYPOINT ["/app/docker-entrypoint.sh"]' in text
+    # stagectl's own entrypoint, carried in the Dockerfile: the app needs no file of stagectl's.
+    assert 'ENTRYPOINT ["/usr/local/bin/stagectl-entrypoint"]' in text
+    assert "docker-entrypoint.sh" not in text
+    entrypoint = example.text("/opt/projects/beryl3/config/stagectl-entrypoint.py")
+    encoded = re.search(r"echo '([A-Za-z0-9+/=]+)' \| base64 -d > /usr/local/bin/stagectl-entrypoint", text)
+    assert encoded and base64.b64decode(encoded.group(1)).decode() == entrypoint
+    # A build stage with a compiler, a runtime stage with only the run-time libraries.
+    build, runtime = text.split("\nFROM ${PYTHON_IMAGE} AS runtime\n")
+    assert "build-essential" in build and "libpq-dev" in build
+    assert "build-essential" not in runtime and "libpq5" in runtime
+    healthcheck = json.loads(runtime.split("    CMD ", 1)[1].splitlines()[0])
+    assert healthcheck[:2] == ["python", "-c"]
+    assert "'Host':\"beryl3.staging.mdubiel.org\"" in healthcheck[2]  # the project's Host header
     assert instructions.index("USER") > instructions.index("COPY", instructions.index("FROM", 1))
 
 
@@ -417,17 +439,17 @@ def need(tool: str) -> str:
         (str(p) for p in (Path("/usr/sbin") / tool, Path("/sbin") / tool) if p.exists()), None
     )
     if path is None:
-        pytest.skip(f"{tool} is not installed (scripts/testbed-setup.sh validators installs it)")
+        missing_tool(f"{tool} is not installed (scripts/testbed-setup.sh validators installs it)")
     return path
 
 
 def need_compose() -> str:
     docker = need("docker")
     probe = subprocess.run(
-        [docker, "compose", "version", "--short"], capture_output=True, text=True
+        [docker, "compose", "version", "--short"], capture_output=True, text=True, check=False
     )
     if probe.returncode != 0 or not probe.stdout.startswith(("2", "v2")):
-        pytest.skip(
+        missing_tool(
             "Docker Compose v2 is not installed (scripts/testbed-setup.sh validators installs it)"
         )
     return docker
@@ -447,6 +469,7 @@ def test_docker_compose_config_accepts_it(
         capture_output=True,
         text=True,
         env={**os.environ, "COMPOSE_PROJECT_NAME": ""},
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     resolved = json.loads(result.stdout)
@@ -463,7 +486,7 @@ def test_docker_compose_config_accepts_it(
         ]
         for service, spec in resolved["services"].items()
     }
-    ports = SEED_PORTS[name]
+    ports = EXAMPLE_PORTS[name]
     assert published["postgres"] == [("127.0.0.1", str(ports["postgres"]), 5432)]
     assert published["redis"] == [("127.0.0.1", str(ports["redis"]), 6379)]
     assert published["django"] == [("127.0.0.1", str(ports["django"]), 8000)]
@@ -490,6 +513,7 @@ def test_nginx_accepts_the_project_conf(example: Rendered, tmp_path: Path, name:
         [nginx, "-t", "-q", "-p", str(tmp_path / "nginx"), "-c", str(target)],
         capture_output=True,
         text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
 
@@ -499,7 +523,7 @@ def test_shellcheck_accepts_the_backup_tool(example: Rendered) -> None:
     shellcheck = need("shellcheck")
     script = example.path("/usr/local/sbin/stagectl-backup")
     result = subprocess.run(
-        [shellcheck, "--severity=style", str(script)], capture_output=True, text=True
+        [shellcheck, "--severity=style", str(script)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout
     assert script.read_text().startswith("#!/usr/bin/env bash\n")
@@ -517,7 +541,7 @@ def test_systemd_analyze_verifies_the_units(example: Rendered, tmp_path: Path) -
         None,
     )
     if system_units is None:
-        pytest.skip("no systemd unit directory with sysinit.target on this machine")
+        missing_tool("no systemd unit directory with sysinit.target on this machine")
     # A scratch root holding the system's units, ours, and the tool the units run.
     root = tmp_path / "root"
     shutil.copytree(system_units, root / "usr/lib/systemd/system", symlinks=True)
@@ -541,13 +565,14 @@ def test_systemd_analyze_verifies_the_units(example: Rendered, tmp_path: Path) -
         [analyze, "verify", "--man=no", f"--root={root}", *instances],
         capture_output=True,
         text=True,
+        check=False,
     )
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
     for schedule in (
         example.stagectl["backups"]["schedule"],
         example.stagectl["backups"]["verify_schedule"],
     ):
-        result = subprocess.run([analyze, "calendar", schedule], capture_output=True, text=True)
+        result = subprocess.run([analyze, "calendar", schedule], capture_output=True, text=True, check=False)
         assert result.returncode == 0, result.stderr
 
 
@@ -609,14 +634,15 @@ def test_redis_runs_the_rendered_conf_and_the_healthcheck_passes(
         .replace("/usr/local/etc/redis/redis.conf", str(conf_path))
         .replace("redis-cli ping", f"redis-cli -p {port} ping")
     )
-    assert subprocess.run(["sh", "-c", command], capture_output=True).returncode == 0
+    assert subprocess.run(["sh", "-c", command], capture_output=True, check=False).returncode == 0
     # Without the password, Redis refuses.
-    denied = subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True)
+    denied = subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True, check=False)
     assert "NOAUTH" in denied.stdout + denied.stderr
     info = subprocess.run(
         ["sh", "-c", command.replace("ping | grep -q PONG", "config get maxmemory")],
         capture_output=True,
         text=True,
+        check=False,
     )
     assert "201326592" in info.stdout
 
@@ -667,6 +693,7 @@ def test_postgres_accepts_the_rendered_flags(example: Rendered, scratch_dir: Pat
             capture_output=True,
             text=True,
             cwd=scratch_dir,
+            check=False,
         )
         assert result.returncode == 0, result.stderr
         assert result.stdout.rstrip("\n") == expected
@@ -863,7 +890,7 @@ class BackupBed:
         )
 
     def docker(self, *args: str) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(["docker", *args], env=self.env, capture_output=True, text=True)
+        result = subprocess.run(["docker", *args], env=self.env, capture_output=True, text=True, check=False)
         assert result.returncode == 0, result.stderr
         return result
 
@@ -887,14 +914,14 @@ class BackupBed:
 
     def tool(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(self.script), *args], env=self.env, capture_output=True, text=True, timeout=300
+            [str(self.script), *args], env=self.env, capture_output=True, text=True, timeout=300, check=False
         )
 
     def stop_all(self) -> None:
         registry = Path(self.env["SHIM_STATE"]) / "containers.json"
         if registry.exists():
             for name in json.loads(registry.read_text()):
-                subprocess.run(["docker", "rm", name], env=self.env, capture_output=True)
+                subprocess.run(["docker", "rm", name], env=self.env, capture_output=True, check=False)
 
 
 @pytest.fixture
@@ -960,6 +987,7 @@ def test_backup_tool_dumps_archives_prunes_lists_and_verifies(backup_bed: Backup
         cwd=bed.backups,
         capture_output=True,
         text=True,
+        check=False,
     )
     assert check.returncode == 0, check.stdout + check.stderr
     assert stat.S_IMODE(bed.backups.stat().st_mode) == 0o700
@@ -1050,7 +1078,7 @@ def run(
     *args: str, cwd: Path | None = None, timeout: float = 300, check: bool = True, **kwargs: Any
 ) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        list(args), cwd=cwd, capture_output=True, text=True, timeout=timeout, **kwargs
+        list(args), cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False, **kwargs
     )
     if check and result.returncode != 0:
         pytest.fail(
@@ -1071,7 +1099,7 @@ def live_stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
     docker = need_compose()
     if not docker_available():
-        pytest.skip(
+        missing_tool(
             "no Docker daemon answers `docker info` (start one: scripts/testbed-setup.sh docker)"
         )
     try:
@@ -1080,7 +1108,7 @@ def live_stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
             for r in ImageBuilder(out=lambda line: None).build(list(STANDIN_IMAGES.values()))
         }
     except BuildError as exc:
-        pytest.skip(f"the stand-in images cannot be built here: {exc}")
+        missing_tool(f"the stand-in images cannot be built here: {exc}")
 
     name = f"t{os.urandom(3).hex()}"
 
@@ -1090,6 +1118,7 @@ def live_stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
                 "name": name,
                 "domain": f"{name}.staging.mdubiel.org",
                 "repo": str(DEMO_APP),
+                "app": DEMO_APP_ENTRY,
                 "ports": {"postgres": free_port(), "django": free_port(), "redis": free_port()},
             }
         ]
@@ -1309,5 +1338,71 @@ def test_hadolint_accepts_the_dockerfile(example: Rendered) -> None:
         [hadolint, str(example.path("/opt/projects/beryl3/config/Dockerfile"))],
         capture_output=True,
         text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout
+
+
+# --- the app entry: builders, paths, processes, environment ---------------------------------------
+
+
+def test_pip_app_described_in_full(variant: Rendered) -> None:
+    root = "/opt/projects/project2"
+    text = variant.text(f"{root}/config/Dockerfile")
+    build, runtime = text.split("\nFROM ${PYTHON_IMAGE} AS runtime\n")
+    assert "python -m venv /app/.venv" in build
+    assert "/app/.venv/bin/pip install --requirement requirements/prod.txt" in build
+    assert "uv sync" not in text and "poetry" not in text
+    assert "libpq5 libmagic1" in runtime
+    assert "install -d -o app -g app -m 0755 /srv/app/static /srv/app/uploads" in runtime
+    assert "DJANGO_SETTINGS_MODULE=p2.settings.staging" in runtime
+    entrypoint = variant.text(f"{root}/config/stagectl-entrypoint.py")
+    # The Procfile's web line uses the shell ($GUNICORN_WORKERS): sh runs it.
+    assert ('WEB = ["sh", "-c", "exec gunicorn p2.wsgi --bind 0.0.0.0:8000 --workers $GUNICORN_WORKERS"]'
+            in entrypoint)
+
+    django = variant.compose("project2")["services"]["django"]
+    assert django["volumes"] == ["./data/static:/srv/app/static", "./data/media:/srv/app/uploads"]
+    assert "command" not in django  # the entrypoint runs the web process
+    assert "c.request('GET',\"/up\"" in django["healthcheck"]["test"][3]
+
+    nginx = variant.text(f"{root}/config/nginx.conf")
+    assert "location /assets/ {" in nginx and "location /uploads/ {" in nginx
+    assert "location /static/" not in nginx
+    assert "location = /prom {" in nginx and "location = /metrics" not in nginx
+
+    env = parse_env(variant.text(f"{root}/config/.env"))
+    assert env["FEATURE_X"] == "on"
+    # The app's own value wins: stagectl's line for that name is left out, not duplicated.
+    assert env["DEBUG"] == "True" and env["DJANGO_DEBUG"] == "False"
+    assert variant.text(f"{root}/config/.env").count("\nDEBUG=") == 1
+    assert env["STRIPE_KEY"] == "sk_test_$value#1"  # single-quoted: Compose takes it literally
+    assert env["STATIC_URL"] == "/assets/" and env["STATIC_ROOT"] == "/srv/app/static"
+    assert env["PROMETHEUS_MULTIPROC_DIR"]
+
+
+def test_own_dockerfile_is_built_as_it_is(variant: Rendered) -> None:
+    root = "/opt/projects/my-app"
+    written = {e["dest"] for e in variant.manifest("project") if e["project"] == "my-app"}
+    assert f"{root}/config/Dockerfile" not in written
+    assert f"{root}/config/stagectl-entrypoint.py" not in written
+    django = variant.compose("my-app")["services"]["django"]
+    assert django["build"] == {"context": "./app", "dockerfile": "docker/Dockerfile"}
+    assert django["command"] == ["uwsgi", "--ini", "uwsgi.ini"]
+    # Defaults of the app entry: health on /, the app's own static root.
+    assert "c.request('GET',\"/\"" in django["healthcheck"]["test"][3]
+    assert django["volumes"] == ["./data/static:/app/staticfiles", "./data/media:/app/media"]
+
+
+def test_prometheus_scrapes_only_apps_with_a_metrics_path(variant: Rendered) -> None:
+    config = variant.shared_yaml("prometheus/config/prometheus.yml")
+    django = next(job for job in config["scrape_configs"] if job["job_name"] == "django")
+    groups = {g["labels"]["project"]: g for g in django["static_configs"]}
+    # The variant's beryl3 and my-app declare no metrics path; project2 serves them on /prom.
+    assert set(groups) == {"project2"}
+    assert groups["project2"]["labels"]["__metrics_path__"] == "/prom"
+    assert groups["project2"]["targets"] == ["project2-django:8000"]
+    probes = next(job for job in config["scrape_configs"] if job["job_name"] == "blackbox-http")
+    targets = [t for g in probes["static_configs"] for t in g["targets"]]
+    assert "https://project2.staging.mdubiel.org/up" in targets
+

@@ -19,7 +19,14 @@ from typing import Any
 import yaml
 
 from stagectl import collection
-from tests.render.conftest import CONTRACT_KINDS, RENDER_TASK_FILES, BothWays, RenderedEnv, render_files_task
+from stagectl.render import PROJECTS_PER_PROCESS, render_environment, render_processes
+from tests.render.conftest import (
+    CONTRACT_KINDS,
+    RENDER_TASK_FILES,
+    BothWays,
+    RenderedEnv,
+    render_files_task,
+)
 
 ROLES = collection.collection_root() / "roles"
 RENDER_PLAYBOOK = collection.collection_root() / "playbooks" / "render.yml"
@@ -133,3 +140,32 @@ def test_plan_records_every_file_it_renders(example: RenderedEnv) -> None:
     assert [(f.dest, f.kind, f.mode, f.role) for f in example.rendered()] == [
         (e["dest"], e["kind"], e["mode"], e["role"]) for e in entries
     ]
+
+
+def _tree(root: Path) -> dict[str, tuple[bytes, int]]:
+    return {
+        str(p.relative_to(root)): (p.read_bytes(), stat.S_IMODE(p.stat().st_mode))
+        for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def test_a_render_in_several_processes_gives_the_same_files(example: RenderedEnv, tmp_path: Path) -> None:
+    """Large environments are rendered by several ansible-playbook processes, each a share of the
+    projects: the files, their modes and plan's records are those of one process."""
+    out = tmp_path / "sliced"
+    files = render_environment(example.env.root, out, example.env.vault_password_file, processes=2)
+    assert {f.dest for f in files} == {e["dest"] for e in example.entries}
+    assert sorted(p.name for p in (out / ".manifest").iterdir()) == sorted(
+        p.name for p in (example.out / ".manifest").iterdir()
+    )
+    single, sliced = _tree(example.root), _tree(out / example.host)
+    assert sliced.keys() == single.keys()
+    different = [rel for rel in single if single[rel] != sliced[rel]]
+    assert different == [], different
+
+
+def test_render_processes_follow_the_projects() -> None:
+    assert render_processes(2, cpus=8) == 1
+    assert render_processes(PROJECTS_PER_PROCESS * 2, cpus=8) == 2
+    assert render_processes(300, cpus=2) == 2
+    assert render_processes(0, cpus=2) == 1

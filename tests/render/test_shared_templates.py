@@ -2,7 +2,7 @@
 tools where they are installed (promtool, amtool, nginx, docker compose), statically otherwise.
 
 The environments are built and rendered once per session by tests/render/conftest.py, with
-`stagectl.render.render_environment` (what `stagectl plan` renders and `deploy` writes): the seed's
+`stagectl.render.render_environment` (what `stagectl plan` renders and `deploy` writes): the
 example, a variant exercising the optional paths, and one without projects.
 """
 
@@ -25,6 +25,7 @@ from stagectl import collection
 from stagectl.errors import ToolMissing
 from stagectl.validators import compose, nginx, prometheus, static
 from stagectl.validators.base import Finding, errors
+from tests.conftest import missing_tool
 from tests.render.conftest import CONTRACT_KINDS, RenderedEnv
 
 ROLE = collection.collection_root() / "roles" / "shared_monitoring"
@@ -34,7 +35,7 @@ SERVICES = {  # compose service -> key in stagectl.shared
     "node-exporter": "node_exporter", "cadvisor": "cadvisor", "alloy": "alloy",
     "blackbox-exporter": "blackbox_exporter", "nginx": "nginx",
 }
-NO_BINARY = "no package in Debian or PyPI and Go modules are not served (shared/TESTBED.md)"
+NO_BINARY = "no package in Debian or PyPI and Go modules are not served on the test bed"
 Rendered = RenderedEnv
 
 
@@ -53,7 +54,7 @@ def _require(findings_or_tool: Callable[[], list[Finding]]) -> list[Finding]:
     try:
         return findings_or_tool()
     except ToolMissing as exc:
-        pytest.skip(f"{exc.tool} is not installed ({exc.hint}); scripts/testbed-setup.sh validators installs it")
+        missing_tool(f"{exc.tool} is not installed ({exc.hint}); scripts/testbed-setup.sh validators installs it")
 
 
 def _messages(findings: list[Finding]) -> str:
@@ -175,7 +176,7 @@ def test_compose_services_follow_the_model(rendered: Rendered) -> None:
     assert compose.check_policy(rendered.shared("docker-compose.yml")) == []
 
 
-def test_compose_seed_values(example: Rendered) -> None:
+def test_compose_default_values(example: Rendered) -> None:
     services = example.shared_yaml("docker-compose.yml")["services"]
     published = {name: s["ports"] for name, s in services.items() if name != "nginx" and s.get("ports")}
     assert published == {
@@ -312,14 +313,20 @@ def test_prometheus_scrapes_every_project_exporter_with_labels(rendered: Rendere
                                  ("redis-exporter", "redis-exporter:9121", "redis"),
                                  ("nginx-exporter", "nginx-exporter:9113", "nginx"),
                                  ("django", "django:8000", "django")):
-        if not projects:
+        # Django's own metrics only for the apps that have them (app.metrics_path).
+        scraped = [p for p in projects if job != "django" or p["app"]["metrics_path"]]
+        if not scraped:
             assert job not in jobs
             continue
         assert _targets(config, job) == [
-            (f"{p['name']}-{suffix}", {"project": p["name"], "service": service}) for p in projects
+            (f"{p['name']}-{suffix}",
+             {"project": p["name"], "service": service,
+              **({"__metrics_path__": p["app"]["metrics_path"]}
+                 if job == "django" and p["app"]["metrics_path"] != "/metrics" else {})})
+            for p in scraped
         ]
     probes = [t for t, _ in _targets(config, "blackbox-http")]
-    assert probes == [f"https://{p['domain']}/healthz" for p in projects] + [
+    assert probes == [f"https://{p['domain']}{p['app']['health_path']}" for p in projects] + [
         f"https://{rendered.stagectl['monitoring_domains']['grafana']}/api/health"
     ]
     [self_scrape] = [s for s in config["scrape_configs"] if s["job_name"] == "prometheus"]
@@ -354,7 +361,7 @@ def _rules(rendered: Rendered) -> dict[str, list[dict[str, Any]]]:
     return groups
 
 
-def test_rule_catalogue_covers_the_seed(example: Rendered) -> None:
+def test_rule_catalogue_covers_every_group(example: Rendered) -> None:
     groups = _rules(example)
     assert set(groups) == {"meta", "database", "application", "system", "ssl", "backups"}
     names = {group: {r["alert"] for r in rules} for group, rules in groups.items()}
@@ -481,7 +488,7 @@ def test_loki_static(rendered: Rendered) -> None:
     assert config["server"]["http_listen_port"] == rendered.stagectl["shared"]["loki"]["port"]
 
 
-def test_loki_seed_retention(example: Rendered) -> None:
+def test_loki_default_retention(example: Rendered) -> None:
     assert example.shared_yaml("loki/config/loki.yml")["limits_config"]["retention_period"] == "14d"
 
 
@@ -592,7 +599,7 @@ def test_nginx_check_file_adapter_passes_each_file(example: Rendered) -> None:
         assert nginx.tree_for(example.root, file.dest)[1] == entries[file.dest]["container_path"]  # type: ignore[index]
         checks = nginx.check_file(file)
         if checks and "not installed" in checks[0].message:
-            pytest.skip(checks[0].message)
+            missing_tool(checks[0].message)
         assert [c.status for c in checks] == ["passed"], checks
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from stagectl.scaffold import init_environment
+from tests.conftest import missing_tool
 
 from .sandbox import make_key
 
@@ -43,8 +44,8 @@ def docker_engine() -> None:
     from stagectl.sandbox.images.builder import docker_available
 
     if not docker_available():
-        pytest.skip("no Docker daemon answers `docker info`: start one with "
-                    "`scripts/testbed-setup.sh docker` (as root)")
+        missing_tool("no Docker daemon answers `docker info`: start one with "
+                     "`scripts/testbed-setup.sh docker` (as root)")
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +61,7 @@ def sandbox_images(docker_engine: None, timings: Timings) -> dict[str, str]:
     try:
         builder.build(["sandbox-server"])
     except BuildError as exc:
-        pytest.skip(f"cannot build the sandbox server image: {exc}")
+        missing_tool(f"cannot build the sandbox server image: {exc}")
     timings.add("sandbox image (build or cache hit)", time.monotonic() - start)
     return {"server": builder.ref("sandbox-server"), "base": builder.ref("base:trixie")}
 

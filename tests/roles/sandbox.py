@@ -1,4 +1,4 @@
-"""A systemd "server" container for role tests (shared/TESTBED.md), and running playbooks at it.
+"""A systemd "server" container for role tests, and running playbooks at it.
 
 Tests reach the server only through its SSH port published on 127.0.0.1, plus, for the firewall
 test, its address on the local Docker bridge (on this machine, never beyond it).
@@ -123,7 +123,7 @@ def make_key(path: Path, comment: str) -> Path:
 
 
 def set_host(env_root: Path, port: int, private_key: Path) -> None:
-    """The environment's one host becomes 127.0.0.1:port (never the seed's address), logging in
+    """The environment's one host becomes 127.0.0.1:port (never the example's address), logging in
     as ansible with `private_key`. The host entry takes only ansible_* variables (model.Host)."""
     path = env_root / INVENTORY
     data = yaml.safe_load(path.read_text())

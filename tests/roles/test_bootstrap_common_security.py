@@ -246,7 +246,8 @@ def test_docker_and_compose_v2(hardened: Server) -> None:
 
 
 def test_plan_renders_byte_for_byte_what_landed(hardened: Server) -> None:
-    """PRODUCT.md invariant 2 for these roles: `stagectl plan`'s render equals the server's files."""
+    """Invariant 2 (docs/architecture.md) for these roles: `stagectl plan`'s render equals the
+    server's files."""
     from .test_render_base import render
 
     out = hardened.ws.root / "rendered"

@@ -1,4 +1,4 @@
-"""Arch Linux, the seed's target, cannot be run here (no Arch mirror is reachable): check
+"""Arch Linux, the primary target, cannot be run here (no Arch mirror is reachable): check
 statically that its code path is as complete as the Debian one that the Docker tests exercise."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def test_every_os_family_has_its_setup_tasks(role: str) -> None:
 def test_arch_specifics() -> None:
     roles = collection.collection_root() / "roles"
     bootstrap = yaml.safe_load((roles / "bootstrap/vars/Archlinux.yml").read_text())
-    assert bootstrap["__bootstrap_sudo_group"] == "wheel"  # the seed's Troubleshooting
+    assert bootstrap["__bootstrap_sudo_group"] == "wheel"  # as the troubleshooting guide expects
     assert bootstrap["__bootstrap_python_install"].startswith("pacman -Sy --noconfirm")
     common = yaml.safe_load((roles / "common/vars/Archlinux.yml").read_text())
     assert {"docker", "docker-compose", "python-requests"} <= set(

@@ -1,7 +1,7 @@
 """The sandbox library: `up` gives a booted systemd server reachable by root's key on 127.0.0.1,
 with the image archive mounted read-only and HTTP/HTTPS published on 127.0.0.1 only; `up` again
 changes nothing; `restart` keeps data; `down` removes the container and keeps (or removes) the
-Docker volume; the generated environment validates and names nothing of the seed's servers.
+Docker volume; the generated environment validates and names nothing of the example's servers.
 
 Docker tests skip, saying why, when no daemon answers. Every sandbox gets a unique name and free
 ports, so parallel runs do not clash, and is removed with its volume afterwards. Tests reach the
@@ -39,6 +39,7 @@ from stagectl.sandbox.errors import NotASandbox, SandboxEnvironmentError, Sandbo
 from stagectl.sandbox.images.builder import ImageBuilder, docker_available
 from stagectl.sandbox.server import SandboxInfo
 from stagectl.vault import decrypt, read_password_file
+from tests.conftest import missing_tool
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_APP = REPO / "examples" / "demo-app"
@@ -76,7 +77,7 @@ def timings(request: pytest.FixtureRequest) -> Iterator[Timings]:
 @pytest.fixture(scope="module")
 def docker_engine() -> None:
     if not docker_available():
-        pytest.skip(
+        missing_tool(
             "no Docker daemon answers `docker info`: start one with "
             "`scripts/testbed-setup.sh docker` (as root)"
         )
@@ -450,7 +451,7 @@ def fake_info(root: Path, ssh_port: int = 42222) -> SandboxInfo:
     )
 
 
-def test_environment_validates_and_names_none_of_the_seeds_servers(tmp_path: Path) -> None:
+def test_environment_validates_and_names_none_of_the_example_servers(tmp_path: Path) -> None:
     info = fake_info(tmp_path)
     env_root, password_file = default_environment_paths(info)
     result = write_sandbox_environment(

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from stagectl.sandbox.images import SANDBOX_RUN_OPTIONS, ImageBuilder, docker_available
+from tests.conftest import missing_tool
 
 pytestmark = pytest.mark.docker
 
@@ -235,7 +236,7 @@ class Lab:
 def images() -> dict[str, str]:
     """name -> content-keyed reference of every test-bed image (built when missing)."""
     if not docker_available(DOCKER):
-        pytest.skip(
+        missing_tool(
             "no Docker daemon answers `docker info` (start one: scripts/testbed-setup.sh docker)"
         )
     builder = ImageBuilder(out=lambda line: None)
@@ -715,7 +716,7 @@ def _ssh_banner(port: int) -> str:
 def test_sandbox_server_boots_systemd_and_answers_ssh(
     images: dict[str, str], lab: Lab, tmp_path: Path
 ) -> None:
-    # The TESTBED.md option set; SSH on an ephemeral 127.0.0.1 port so that a running
+    # SANDBOX_RUN_OPTIONS; SSH on an ephemeral 127.0.0.1 port so that a running
     # `stagectl sandbox` (which uses 127.0.0.1:2222) is not disturbed.
     docker_volume = lab.volume()
     server = lab.run(

@@ -116,3 +116,22 @@ def test_plan_with_a_relative_environment_path_renders_every_file(
     kinds = {f.kind for f in files}
     assert {"compose", "prometheus_config", "nginx_main", "env"} <= kinds
     assert all(f.local.is_file() for f in files)
+
+
+def test_plan_prints_warnings_and_still_passes() -> None:
+    import io
+
+    from rich.console import Console
+
+    from stagectl import cli
+    from stagectl.plan import PlanReport
+    from stagectl.validate import Check
+
+    out = io.StringIO()
+    note = "project 'beryl3': app.python is 3.11 but the app image is built on python:3.13-slim [x]"
+    report = PlanReport(hosts=["staging-server"], files=[], checks=[Check("static", "f", "passed")],
+                        notes=[note])
+    cli._print_plan(Console(file=out, width=300), report, None)
+    text = out.getvalue()
+    assert f"WARNING {note}" in text  # markup in the note is printed as it is
+    assert report.ok and "plan OK" in text

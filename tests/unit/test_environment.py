@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stagectl.environment import ALL_VARS, INVENTORY, STAGING_VARS, VAULT, load_environment, record_allocations
+from stagectl.environment import (
+    ALL_VARS,
+    INVENTORY,
+    STAGING_VARS,
+    VAULT,
+    load_environment,
+    record_allocations,
+)
 from stagectl.errors import EnvironmentInvalid
 from stagectl.vault import decrypt, read_password_file, write_vault
 from tests.conftest import EnvFixture
@@ -30,7 +37,7 @@ def _problems(env: EnvFixture) -> list[str]:
     return [str(p) for p in info.value.problems]
 
 
-def test_example_environment_is_valid_with_seed_values(example_env: EnvFixture) -> None:
+def test_example_environment_is_valid_with_default_values(example_env: EnvFixture) -> None:
     loaded = load_environment(example_env.root, vault_password_file=example_env.vault_password_file)
     env = loaded.env
     assert env.server_domain == "staging.mdubiel.org"
@@ -192,3 +199,22 @@ def test_bad_input_leaves_files_untouched(example_env: EnvFixture) -> None:
     _problems(example_env)
     after = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in example_env.root.rglob("*") if p.is_file()}
     assert digest == after
+
+
+def test_app_secret_without_a_vault_value_is_reported(example_env: EnvFixture) -> None:
+    def app_secret(data: dict) -> None:  # type: ignore[type-arg]
+        _projects(data)[0]["app"] = {"secrets": ["STRIPE_KEY"]}
+
+    _edit_yaml(example_env.root / INVENTORY, app_secret)
+    problems = _problems(example_env)
+    assert any(
+        p.startswith("group_vars/vault.yml: vault_projects.beryl3.app_secrets.STRIPE_KEY:")
+        and "lists STRIPE_KEY in app.secrets" in p
+        for p in problems
+    ), problems
+
+    password = read_password_file(example_env.vault_password_file)
+    data = decrypt(example_env.root / VAULT, password)
+    data["vault_projects"]["beryl3"]["app_secrets"] = {"STRIPE_KEY": "sk_test_value"}
+    write_vault(example_env.root / VAULT, data, password)
+    load_environment(example_env.root, vault_password_file=example_env.vault_password_file)

@@ -10,6 +10,7 @@ import pytest
 from stagectl.errors import ToolMissing
 from stagectl.render import RenderedFile
 from stagectl.validators import base, compose, nginx, prometheus, static
+from tests.conftest import missing_tool
 
 
 def _write(tmp_path: Path, name: str, text: str) -> Path:
@@ -147,7 +148,7 @@ server {
     try:
         assert base.errors(nginx.check(snippet)) == []
     except ToolMissing as exc:
-        pytest.skip(str(exc))
+        missing_tool(str(exc))
     snippet.write_text(snippet.read_text().replace("root /srv/www;", "root /srv/www;\n    gzip perhaps;"))
     [finding] = base.errors(nginx.check(snippet))
     assert finding.file == "/etc/nginx/conf.d/site.conf"

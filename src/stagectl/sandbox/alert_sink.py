@@ -12,6 +12,7 @@ import json
 import subprocess
 from typing import Any
 
+from stagectl.sandbox import docker_cli
 from stagectl.sandbox.errors import SandboxError
 
 NAME = "stagectl-alert-sink"
@@ -20,7 +21,7 @@ URL = f"http://{NAME}:{PORT}/alerts"
 NETWORK = "monitoring"
 
 # Runs with the Python of the project base image (its stand-in in the sandbox): no extra image.
-_SERVER = """
+_SERVER = f"PORT = {PORT}\n" + """
 import http.server, json, sys, time
 
 class Sink(http.server.BaseHTTPRequestHandler):
@@ -37,13 +38,13 @@ class Sink(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-http.server.ThreadingHTTPServer(("", %d), Sink).serve_forever()
-""" % PORT
+http.server.ThreadingHTTPServer(("", PORT), Sink).serve_forever()
+"""
 
 
 def _docker(sandbox: str, *args: str, check: bool = True, timeout: float = 60) -> str:
     proc = subprocess.run(
-        ["docker", "exec", sandbox, "docker", *args],
+        [docker_cli.docker_binary(), "exec", sandbox, "docker", *args],
         capture_output=True, text=True, timeout=timeout, check=False,
     )
     if check and proc.returncode != 0:

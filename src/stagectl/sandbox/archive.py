@@ -1,6 +1,6 @@
 """The stand-in images as one `docker save` archive, for a sandbox server that cannot pull.
 
-No registry is reachable on the test bed (shared/TESTBED.md), so the sandbox's inner Docker gets
+No registry is reachable on the test bed, so the sandbox's inner Docker gets
 its images the way an air-gapped server would: the archive directory is mounted read-only into the
 sandbox at /opt/stagectl-images, the environment lists the archive in `docker.preload_archives`,
 and the real `common` role runs `docker load` on it once Docker is installed.

@@ -1,5 +1,5 @@
 """The few `docker` CLI calls the sandbox library makes, with typed errors instead of
-CalledProcessError. The CLI rather than an SDK: it is what TESTBED.md documents and what the
+CalledProcessError. The CLI rather than an SDK: it is what the test bed provides and what the
 image builder uses, and it honours DOCKER_HOST and contexts like the user's own shell does."""
 
 from __future__ import annotations

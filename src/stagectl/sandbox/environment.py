@@ -1,13 +1,14 @@
-"""The environment directory of a sandbox: the seed's example, changed only where the test bed
+"""The environment directory of a sandbox: the example environment, changed only where the test bed
 requires it, so that `bootstrap`, `plan` and `deploy` run against the sandbox unchanged.
 
-What differs from `stagectl init`'s seed example, and why:
+What differs from `stagectl init`'s example, and why:
 
 * host `sandbox` at 127.0.0.1:<ssh port>, logging in as `ansible` with a key made for the sandbox,
-  host keys pinned in the sandbox's own known_hosts (the seed's 192.168.1.14 is never contacted);
+  host keys pinned in the sandbox's own known_hosts (the example's 192.168.1.14 is never contacted);
 * `server_domain: sandbox.test` and projects `beryl3.sandbox.test` / `project2.sandbox.test`
-  (`.test` is reserved by RFC 6761 and never resolves outside), with the seed's ports;
-* `repo:` the local path of `examples/demo-app`, which the `project` role ships as is;
+  (`.test` is reserved by RFC 6761 and never resolves outside), with the example's ports;
+* `repo:` the local path of `examples/demo-app`, which the `project` role ships as is, and its
+  `app:` entry (DEMO_APP), what `stagectl project add` would detect in it;
 * every image setting points at a local stand-in (no registry is reachable), loaded from the
   archive listed in `docker.preload_archives`; services without a stand-in are disabled;
 * `certificates.provider: selfsigned` (no ACME server reaches a sandbox);
@@ -44,6 +45,18 @@ from stagectl.vault import (
 )
 
 SANDBOX_DOMAIN = "sandbox.test"
+
+#: The `app:` entry of examples/demo-app: a uv project with probes and Prometheus metrics. Its web
+#: process is its own gunicorn command: gunicorn.conf.py's hooks keep the multiprocess metrics right.
+DEMO_APP: dict[str, Any] = {
+    "builder": "uv",
+    "settings": "demo.settings",
+    "wsgi": "demo.wsgi:application",
+    "health_path": "/healthz",
+    "ready_path": "/readyz",
+    "metrics_path": "/metrics",
+    "processes": {"web": "gunicorn --config gunicorn.conf.py demo.wsgi:application"},
+}
 HOST_NAME = "sandbox"
 ANSIBLE_USER = "ansible"
 
@@ -132,12 +145,17 @@ def _header(info: SandboxInfo, what: str) -> str:
 
 
 def sandbox_inventory(info: SandboxInfo, demo_app: Path) -> dict[str, Any]:
-    """The seed's inventory with the sandbox host, sandbox.test domains and the demo app."""
-    seed = example_inventory()
+    """The example inventory with the sandbox host, sandbox.test domains and the demo app."""
+    example = example_inventory()
     projects = []
-    for project in seed["staging"]["vars"]["projects"]:
+    for project in example["staging"]["vars"]["projects"]:
         projects.append(
-            {**project, "domain": f"{project['name']}.{SANDBOX_DOMAIN}", "repo": str(demo_app)}
+            {
+                **project,
+                "domain": f"{project['name']}.{SANDBOX_DOMAIN}",
+                "repo": str(demo_app),
+                "app": DEMO_APP,
+            }
         )
     host = {
         "ansible_host": info.ssh_host,
@@ -175,7 +193,7 @@ TESTBED_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 def sandbox_global_settings(
     builder: ImageBuilder, preload_archives: Sequence[str]
 ) -> tuple[dict[str, Any], tuple[DisabledComponent, ...], dict[str, str]]:
-    """group_vars/all.yml: the seed's defaults, images swapped for stand-ins, services without one
+    """group_vars/all.yml: the model's defaults, images swapped for stand-ins, services without one
     disabled. Returns the data, what was disabled, and official -> stand-in."""
     data = GlobalSettings().model_dump(exclude_none=True)
     disabled: list[DisabledComponent] = []
@@ -201,7 +219,7 @@ def sandbox_global_settings(
         images[official] = standin
         data["project_defaults"]["images"][kind] = standin
     data["docker"]["preload_archives"] = list(preload_archives)
-    # The test bed reaches PyPI only through the machine's CA bundle (TESTBED.md): the app build
+    # The test bed reaches PyPI only through the machine's CA bundle: the app build
     # gets it as a build secret, never baked into an image.
     if TESTBED_CA_BUNDLE.is_file():
         data["project_defaults"]["build_secrets"] = {"ca": str(TESTBED_CA_BUNDLE)}
@@ -321,7 +339,7 @@ def write_sandbox_environment(
         _write(
             root / ALL_VARS,
             _header(info, "Global settings")
-            + "# Images are local stand-ins built from Debian (shared/TESTBED.md), loaded from\n"
+            + "# Images are local stand-ins built from Debian (no registry here), loaded from\n"
             "# docker.preload_archives; production environments keep the official images.\n"
             + (f"# Disabled here:\n{disabled_note}" if disabled else "")
             + _dump(all_vars),

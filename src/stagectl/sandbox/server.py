@@ -1,7 +1,7 @@
 """`stagectl sandbox up/down/ssh`: a local rehearsal server on the local Docker engine.
 
 The sandbox is a Debian 13 container booting systemd (image ``stagectl-sandbox/server``, run with
-the option set of shared/TESTBED.md), reachable like a real server: SSH on 127.0.0.1:<ssh_port>
+the options of SANDBOX_RUN_OPTIONS), reachable like a real server: SSH on 127.0.0.1:<ssh_port>
 (root logs in with a key made for it), HTTP and HTTPS on 127.0.0.1 as well, so that the real
 `bootstrap` and `deploy` run against it unchanged. It also gets:
 

@@ -5,6 +5,7 @@ no port published past the firewall).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Collection
 from pathlib import Path
@@ -25,11 +26,17 @@ COMPOSE_PACKAGE = "docker-compose (Compose v2, from Debian 13: scripts/testbed-s
 PUBLIC_PORTS = (80, 443)
 
 
+@functools.lru_cache(maxsize=8)
+def _is_compose_v2(docker: str) -> bool:
+    """Asked once per process: a plan checks one compose file per project."""
+    version = run([docker, "compose", "version", "--short"])
+    return version.returncode == 0 and version.output.lstrip("v").startswith("2.")
+
+
 def check(path: Path) -> list[Finding]:
     """`docker compose config -q`: the file as Compose v2 itself reads it. Needs no daemon."""
     docker = require_tool("docker", DOCKER_PACKAGE)
-    version = run([docker, "compose", "version", "--short"])
-    if version.returncode != 0 or not version.output.lstrip("v").startswith("2."):
+    if not _is_compose_v2(docker):
         raise ToolMissing("docker compose", COMPOSE_PACKAGE)
     path = path.resolve()
     result = run(

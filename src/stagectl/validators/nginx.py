@@ -24,7 +24,6 @@ Directives newer than the local nginx (Debian 12 has 1.22; the image is 1.28) ar
 from __future__ import annotations
 
 import glob
-import hashlib
 import itertools
 import re
 import shlex
@@ -39,7 +38,8 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from stagectl.errors import ToolMissing
-from stagectl.validators.base import Finding, as_checks, missing_check, require_tool, run
+from stagectl.validators.base import Finding, as_checks, errors, missing_check, require_tool, run
+from stagectl.validators.cache import Cached, ResultCache, digest, tool_version, tree_files
 
 if TYPE_CHECKING:
     from stagectl.render import RenderedFile
@@ -379,14 +379,12 @@ def _under(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory.rstrip("/") + "/")
 
 
-def tree_for(render_root: Path, dest: str) -> tuple[Tree, str] | None:
-    """The tree of the service that mounts `dest`, and `dest`'s path in that container.
+ComposeIndex = list[tuple[str, dict[str, Any]]]  # (stack directory on the server, service)
 
-    `render_root` is the rendered server root (`<out>/<host>`); the compose files under it are
-    read as the server would run them. The most specific mount wins (node-exporter mounts the
-    whole host at /host, which is not where nginx reads its configuration).
-    """
-    best: tuple[int, Tree, str] | None = None
+
+def compose_index(render_root: Path) -> ComposeIndex:
+    """Every service of every compose file under `render_root` (the rendered server root)."""
+    index: ComposeIndex = []
     for name in COMPOSE_NAMES:
         for compose_file in sorted(render_root.rglob(name)):
             try:
@@ -394,18 +392,31 @@ def tree_for(render_root: Path, dest: str) -> tuple[Tree, str] | None:
             except (OSError, yaml.YAMLError):
                 continue
             compose_dir = "/" + str(compose_file.parent.relative_to(render_root))
-            for service in (data.get("services") or {}).values():
-                mounts = _bind_mounts(service or {}, compose_dir)
-                for source, target in mounts:
-                    if not _under(dest, source) or (best is not None and len(source) <= best[0]):
-                        continue
-                    rendered = {
-                        t: render_root / s.lstrip("/")
-                        for s, t in mounts
-                        if s != "/" and (render_root / s.lstrip("/")).exists()
-                    }
-                    container_path = target.rstrip("/") + dest[len(source.rstrip("/")):]
-                    best = (len(source), Tree(_main_from_command(service or {}), rendered), container_path)
+            index += [(compose_dir, service or {}) for service in (data.get("services") or {}).values()]
+    return index
+
+
+def tree_for(render_root: Path, dest: str, index: ComposeIndex | None = None) -> tuple[Tree, str] | None:
+    """The tree of the service that mounts `dest`, and `dest`'s path in that container.
+
+    `render_root` is the rendered server root (`<out>/<host>`); the compose files under it are
+    read as the server would run them (or taken from `index`, when the caller read them once for
+    many files). The most specific mount wins (node-exporter mounts the whole host at /host,
+    which is not where nginx reads its configuration).
+    """
+    best: tuple[int, Tree, str] | None = None
+    for compose_dir, service in compose_index(render_root) if index is None else index:
+        mounts = _bind_mounts(service, compose_dir)
+        for source, target in mounts:
+            if not _under(dest, source) or (best is not None and len(source) <= best[0]):
+                continue
+            rendered = {
+                t: render_root / s.lstrip("/")
+                for s, t in mounts
+                if s != "/" and (render_root / s.lstrip("/")).exists()
+            }
+            container_path = target.rstrip("/") + dest[len(source.rstrip("/")):]
+            best = (len(source), Tree(_main_from_command(service), rendered), container_path)
     return (best[1], best[2]) if best else None
 
 
@@ -416,34 +427,47 @@ _cache_lock = threading.Lock()
 
 
 def _digest(tree: Tree) -> str:
-    digest = hashlib.sha256(tree.main.encode())
+    parts: list[str | bytes] = [tree.main]
     for container_path, local in sorted(tree.mounts.items()):
-        digest.update(container_path.encode())
-        files = sorted(p for p in Path(local).rglob("*") if p.is_file()) if Path(local).is_dir() else [Path(local)]
-        for file in files:
-            digest.update(str(file).encode())
-            digest.update(file.read_bytes())
-    return digest.hexdigest()
+        parts.append(container_path)
+        root = Path(local)
+        for file in tree_files(root) if root.is_dir() else [root]:
+            parts += [str(file.relative_to(root)) if root.is_dir() else "", file.read_bytes()]
+    return digest(*parts)
 
 
-def _check_tree_cached(tree: Tree) -> list[Finding]:
-    """Every file of a tree asks for the same nginx -t: run it once per content."""
-    key = _digest(tree)
+def _check_tree_cached(tree: Tree, results: ResultCache | None) -> list[Finding]:
+    """Every file of a tree asks for the same nginx -t: run it once per content and nginx."""
+    nginx = require_tool("nginx", NGINX_PACKAGE)
+    version = tool_version("nginx", nginx, ["-V"])
+    key = digest(_digest(tree), version or "")
     with _cache_lock:
         if key in _cache:
             return _cache[key]
-    findings = check_tree(tree)
+    stored_key = key if version and results is not None else None
+    stored = results.get(stored_key) if results is not None else None
+    if stored is not None:
+        # Kept as (file, severity, message): only runs without an error are kept.
+        findings = [Finding("nginx", c.tool, c.message, "warning" if c.status == "warning" else "info")
+                    for c in stored]
+    else:
+        findings = check_tree(tree)
+        if results is not None and not errors(findings):
+            results.put(stored_key, [Cached(f.file, f.severity, f.message) for f in findings])
     with _cache_lock:
         _cache[key] = findings
     return findings
 
 
-def check_file(file: RenderedFile) -> list[Check]:
+def check_file(
+    file: RenderedFile, results: ResultCache | None = None, index: ComposeIndex | None = None
+) -> list[Check]:
     """One rendered nginx file: the whole tree of its container is tested, and this file gets the
-    findings that name it (the main file also those naming files that were not rendered)."""
+    findings that name it (the main file also those naming files that were not rendered).
+    `index`: the compose files of the file's server root, when the caller read them once."""
     dest = file.dest
     render_root = Path(str(file.local)[: -len(dest.lstrip("/"))])
-    found = tree_for(render_root, dest)
+    found = tree_for(render_root, dest, index)
     if found is None:
         # No stack mounts it: a main configuration on its own, or a snippet for conf.d/.
         text = file.local.read_text(errors="replace")
@@ -456,7 +480,7 @@ def check_file(file: RenderedFile) -> list[Check]:
     else:
         tree, own = found
     try:
-        findings = _check_tree_cached(tree)
+        findings = _check_tree_cached(tree, results)
     except ToolMissing as exc:
         return [missing_check(exc, dest)]
     rendered = set()

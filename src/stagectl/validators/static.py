@@ -1,7 +1,7 @@
 """Structural checks for files whose own tool cannot run here.
 
 Loki, Grafana Alloy and Grafana have no Debian or PyPI package and their Go modules are not
-served (shared/TESTBED.md), so their files are checked in Python: they parse, the keys that make
+served on the test bed, so their files are checked in Python: they parse, the keys that make
 them work are present, and values the model owns (retention, domains) are the model's. The same
 module covers the small formats of other roles (systemd units, Dockerfiles, .env files, JSON).
 

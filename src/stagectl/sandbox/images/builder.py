@@ -1,9 +1,9 @@
 """Content-keyed builder of the test bed's Docker images.
 
-No container registry is reachable on the machines stagectl is developed and tested on
-(shared/TESTBED.md), so nothing here pulls: a Debian root file system is made with
-``debootstrap --variant=minbase`` and imported with ``docker import``, and every other image is
-built ``FROM`` that base (or ``FROM scratch``) with the Dockerfiles beside this module:
+No container registry is reachable on the machines stagectl is developed and tested on, so
+nothing here pulls: a Debian root file system is made with ``debootstrap --variant=minbase``
+and imported with ``docker import``, and every other image is built ``FROM`` that base (or
+``FROM scratch``) with the Dockerfiles beside this module:
 
 * **stand-ins** for the official images the templates reference (``prom/prometheus``,
   ``postgres``, ``redis``, ``nginx``, ...), built from Debian packages and honouring the official
@@ -224,7 +224,7 @@ SANDBOX_SERVER = ImageSpec(
 IMAGES: tuple[ImageSpec, ...] = (*STANDINS, SANDBOX_SERVER)
 
 #: ``docker run`` options under which the sandbox server boots systemd on the test bed
-#: (shared/TESTBED.md; ``--privileged`` fails there). Add a volume on /var/lib/docker (so the
+#: (``--privileged`` fails there). Add a volume on /var/lib/docker (so the
 #: inner Docker can use overlay2) and publish SSH on 127.0.0.1, e.g. ``-p 127.0.0.1:2222:22``.
 SANDBOX_RUN_OPTIONS: tuple[str, ...] = (
     *(
@@ -245,7 +245,7 @@ SANDBOX_RUN_OPTIONS: tuple[str, ...] = (
     "--tmpfs", "/run/lock",
 )  # fmt: skip
 
-#: Components of the stack that cannot be had on the test bed (shared/TESTBED.md): their
+#: Components of the stack that cannot be had on the test bed (no package, no registry): their
 #: configurations are validated statically and tests that need them are skipped, saying so.
 NO_STANDIN: tuple[tuple[str, str], ...] = (
     ("grafana/grafana", "no Debian or PyPI package"),

@@ -40,26 +40,27 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ansible._internal._templating import _template_vars  # the template action's own helper
 from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.plugins.action import ActionBase
 from ansible.template import trust_as_template
-from ansible._internal._templating import _template_vars  # the template action's own helper
 
 # The template action's defaults (trim_blocks on, lstrip_blocks off, '\n'), spelled out.
-OVERRIDES = dict(
-    block_start_string="{%",
-    block_end_string="%}",
-    variable_start_string="{{",
-    variable_end_string="}}",
-    comment_start_string="{#",
-    comment_end_string="#}",
-    trim_blocks=True,
-    lstrip_blocks=False,
-    newline_sequence="\n",
-)
+OVERRIDES = {
+    "block_start_string": "{%",
+    "block_end_string": "%}",
+    "variable_start_string": "{{",
+    "variable_end_string": "}}",
+    "comment_start_string": "{#",
+    "comment_end_string": "#}",
+    "trim_blocks": True,
+    "lstrip_blocks": False,
+    "newline_sequence": "\n",
+}
 
 
-class ActionModule(ActionBase):
+# ansible-core is untyped: ActionBase is Any to mypy, which strict mode will not subclass.
+class ActionModule(ActionBase):  # type: ignore[misc]
     TRANSFERS_FILES = False
     _requires_connection = False
 
@@ -86,7 +87,7 @@ class ActionModule(ActionBase):
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         task_vars = task_vars or {}
-        result = super().run(tmp, task_vars)
+        result: dict[str, Any] = super().run(tmp, task_vars)
         args = self._task.args
         try:
             files = list(args["files"])

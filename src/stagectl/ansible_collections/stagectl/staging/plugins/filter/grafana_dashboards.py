@@ -68,6 +68,12 @@ except ImportError as exc:  # pragma: no cover - only without the stagectl packa
 
 def _plain(data: Any) -> Any:
     """Ansible 2.19 hands over lazy, tagged containers; the builders want plain Python values."""
+    # The values as stored, not templated one by one on access: `stagectl` comes from the vars
+    # plugin and holds no templates, and item-by-item access made each dashboard cost as much
+    # as the whole environment (quadratic in projects).
+    raw = getattr(data, "_non_lazy_copy", None)
+    if callable(raw):
+        data = raw()
     if isinstance(data, Mapping):
         return {str(k): _plain(v) for k, v in data.items()}
     if isinstance(data, (list, tuple)):

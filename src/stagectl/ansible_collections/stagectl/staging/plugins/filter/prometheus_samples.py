@@ -49,7 +49,8 @@ _value:
   elements: dict
 """
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ansible.errors import AnsibleFilterError
 

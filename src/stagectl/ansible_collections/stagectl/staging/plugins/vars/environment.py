@@ -36,7 +36,14 @@ try:
     import yaml
 
     from stagectl.derived import derive
-    from stagectl.environment import ALL_VARS, INVENTORY, STAGING_VARS, VAULT, load_environment
+    from stagectl.environment import (
+        ALL_VARS,
+        ALLOCATE_PORTS_ENV,
+        INVENTORY,
+        STAGING_VARS,
+        VAULT,
+        load_environment,
+    )
     from stagectl.errors import EnvironmentInvalid
 
     IMPORT_ERROR: Exception | None = None
@@ -70,7 +77,8 @@ def _plain(data: Any) -> Any:
     return data
 
 
-class VarsModule(BaseVarsPlugin):
+# ansible-core is untyped: BaseVarsPlugin is Any to mypy, which strict mode will not subclass.
+class VarsModule(BaseVarsPlugin):  # type: ignore[misc]
     def _load(self, loader: Any, root: Path) -> dict[str, dict[str, Any]]:
         files = [root / rel for rel in (INVENTORY, ALL_VARS, STAGING_VARS, VAULT)]
         stamp = tuple(os.stat(f).st_mtime if f.exists() else 0.0 for f in files)
@@ -89,7 +97,8 @@ class VarsModule(BaseVarsPlugin):
                     "that `stagectl init` wrote (--vault-password-file or ansible.cfg)"
                 ) from None
         try:
-            loaded = load_environment(root, vault_data=vault_data or {}, allocate=False)
+            allocate = os.environ.get(ALLOCATE_PORTS_ENV) == "1"
+            loaded = load_environment(root, vault_data=vault_data or {}, allocate=allocate)
         except EnvironmentInvalid as exc:
             raise AnsibleError(f"stagectl environment {root}: {exc}") from None
 
