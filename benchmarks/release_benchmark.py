@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -27,11 +25,11 @@ from stagectl.deploy import bootstrap, deploy
 from stagectl.environment import INVENTORY
 from stagectl.sandbox import archive, server
 from stagectl.sandbox.environment import bootstrap_target, write_sandbox_environment
-from stagectl.sandbox.load import LoadTarget, background_load
+from stagectl.sandbox.handover import watch_hand_over
+from stagectl.sandbox.load import LoadResult, LoadTarget, background_load
 
 DEMO_APP = Path(__file__).resolve().parents[1] / "examples" / "demo-app"
 PROJECT = "beryl3"
-LIVE_FILE = f"/opt/projects/{PROJECT}/config/nginx-live/django.conf"
 
 NOOP_MIGRATION = '''from django.db import migrations
 
@@ -62,8 +60,9 @@ def make_release(tmp: Path, name: str, *, broken: bool = False, failing_migratio
     if failing_migration:
         (migrations / "0003_fails.py").write_text(FAILING_MIGRATION)
     if broken:
-        entrypoint = target / "docker-entrypoint.sh"
-        entrypoint.write_text(entrypoint.read_text().replace("exec gunicorn", "exit 3; exec gunicorn"))
+        # The web process (gunicorn with this config) cannot start; manage.py never reads it.
+        config = target / "gunicorn.conf.py"
+        config.write_text('raise SystemExit("broken release")\n' + config.read_text())
     return target
 
 
@@ -76,46 +75,19 @@ def set_repo(root: Path, repo: Path) -> None:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
-class SwitchWatch:
-    """How long the hand-over file existed on the server (polled through `docker exec`)."""
-
-    def __init__(self, server_name: str) -> None:
-        self.server_name = server_name
-        self.first: float | None = None
-        self.last: float | None = None
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._poll, daemon=True)
-
-    def _poll(self) -> None:
-        while not self.stop.is_set():
-            probe = subprocess.run(["docker", "exec", self.server_name, "test", "-e", LIVE_FILE],
-                                   capture_output=True, timeout=30, check=False)
-            now = time.monotonic()
-            if probe.returncode == 0:
-                self.first = self.first or now
-                self.last = now
-            self.stop.wait(0.25)
-
-    def seconds(self) -> str:
-        return "never switched" if self.first is None or self.last is None else f"{self.last - self.first:.1f} s"
-
-
 def scenario(label: str, root: Path, password_file: Path, server_name: str, https_port: int, repo: Path,
              min_requests: int) -> None:
     set_repo(root, repo)
-    watch = SwitchWatch(server_name)
-    watch.thread.start()
     target = LoadTarget(port=https_port, server_name=f"{PROJECT}.sandbox.test")
     started = time.monotonic()
-    with background_load(target, connections=3, min_requests=min_requests, max_seconds=1800) as load:
+    with (watch_hand_over(server_name, PROJECT) as switch,
+          background_load(target, connections=3, min_requests=min_requests, max_seconds=900) as load):
         report = deploy(root, password_file, project=PROJECT)
         took = time.monotonic() - started
-    watch.stop.set()
-    watch.thread.join()
-    assert load.result is not None
+    result = load.result or LoadResult()
     outcome = "deployed" if report.run.ok else "deploy failed"
-    print(f"{label}: deploy {took:.0f} s, {outcome}; switch time {watch.seconds()}; "
-          f"load {load.result.summary()}", flush=True)
+    print(f"{label}: deploy {took:.0f} s, {outcome}; switch: {switch.summary()}; "
+          f"load {result.summary()}", flush=True)
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from stagectl.sandbox.handover import live_file, watch_hand_over
 from stagectl.sandbox.load import LoadResult, LoadTarget, background_load
 from tests.deploy.conftest import Deployed
 from tests.deploy.test_project_stack import Stack, assert_ok, release
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.sandbox
 PROJECT = "beryl3"
 DOMAIN = f"{PROJECT}.sandbox.test"
 CANDIDATE = f"{PROJECT}-django-next"
-LIVE_FILE = f"/opt/projects/{PROJECT}/config/nginx-live/django.conf"
+LIVE_FILE = live_file(PROJECT)
 # At least this many requests per scenario, over this many connections; the loop goes on until
 # the deploy has ended, and stops by itself after MAX_SECONDS whatever happens.
 MIN_REQUESTS = 10_000
@@ -67,11 +68,13 @@ def stack(deployed: Deployed, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 def deploy_under_load(stack: Stack, label: str, *args: str) -> tuple[PlaybookRun, LoadResult]:
     target = LoadTarget(port=stack.info.https_port, server_name=DOMAIN)
-    with background_load(target, connections=CONNECTIONS, min_requests=MIN_REQUESTS,
-                         max_seconds=MAX_SECONDS) as load:
+    with (watch_hand_over(stack.info.name, PROJECT) as switch,
+          background_load(target, connections=CONNECTIONS, min_requests=MIN_REQUESTS,
+                          max_seconds=MAX_SECONDS) as load):
         run = stack.deploy(label, "-e", f"stagectl_project={PROJECT}", *args)
     assert load.result is not None
-    print(f"\n{label}: deploy {run.seconds:.0f} s; load: {load.result.summary()}")
+    print(f"\n[figure] {label}: deploy {run.seconds:.0f} s, {switch.summary()}; "
+          f"load: {load.result.summary()}")
     return run, load.result
 
 
