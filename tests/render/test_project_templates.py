@@ -381,6 +381,9 @@ def test_backup_settings_and_units(example: Rendered) -> None:
         "POSTGRES_DB": "project2_staging",
         "POSTGRES_USER": "project2_user",
         "POSTGRES_MEMORY": "1g",
+        "APP_SERVICES": "django" + (" worker" if example.project("project2")["worker"] else "")
+        + (" scheduler" if example.project("project2")["scheduler"] else ""),
+        "RELEASE_ARGV": '["python", "manage.py", "migrate", "--noinput"]',
     }
     timer = example.text("/etc/systemd/system/stagectl-backup@.timer")
     assert "OnCalendar=*-*-* 03:00:00\n" in timer and "Persistent=true\n" in timer
