@@ -102,6 +102,10 @@ def parse_list(host: str, project: str, stdout: str) -> list[Backup]:
         if len(parts) < 3 or not BACKUP_ID_RE.match(parts[0]) or not parts[1].isdigit():
             continue
         state, _, stamp = (parts[3] if len(parts) > 3 else "untested").partition(":")
+        if state == "remote":
+            # An off-site copy: restic's snapshot id instead of a restore-test mark.
+            backups.append(Backup(host, project, parts[0], int(parts[1]), parts[2], "-", where="off-site"))
+            continue
         when = (
             datetime.datetime.fromtimestamp(int(stamp), tz=datetime.UTC) if stamp.isdigit() else None
         )
@@ -109,10 +113,10 @@ def parse_list(host: str, project: str, stdout: str) -> list[Backup]:
     return backups
 
 
-def _tool_runs(findings: dict[str, dict[str, Any]]) -> list[ToolRun]:
+def _tool_runs(findings: dict[str, dict[str, Any]], key: str = "results") -> list[ToolRun]:
     runs = []
     for host, found in findings.items():
-        for result in found.get("results") or []:
+        for result in found.get(key) or []:
             if not isinstance(result, dict) or "backups_tool_project" not in result:
                 continue
             runs.append(
@@ -127,8 +131,9 @@ def _tool_runs(findings: dict[str, dict[str, Any]]) -> list[ToolRun]:
     return runs
 
 
-def _projects(root: Path, vault_password_file: Path, project: str | None) -> tuple[list[str], list[str]]:
-    """(the projects to work on, the hosts). Raises StagectlError for an unknown project."""
+def _projects(root: Path, vault_password_file: Path, project: str | None) -> tuple[list[str], list[str], bool]:
+    """(the projects to work on, the hosts, whether there is an off-site repository). Raises
+    StagectlError for an unknown project."""
     # allocate=False: only the server's projects matter, with the ports they were deployed with.
     loaded = load_environment(root, vault_password_file=vault_password_file, allocate=False)
     names = [p.name for p in loaded.env.projects]
@@ -137,7 +142,8 @@ def _projects(root: Path, vault_password_file: Path, project: str | None) -> tup
             f"project '{project}' is not in {INVENTORY}",
             hint=f"known projects: {', '.join(names) or 'none'}",
         )
-    return ([project] if project else names), list(loaded.env.inventory.staging.hosts)
+    remote = loaded.env.settings.backups.remote is not None
+    return ([project] if project else names), list(loaded.env.inventory.staging.hosts), remote
 
 
 def check_backup_id(backup_id: str) -> str:
@@ -161,17 +167,21 @@ def run_action(
     *,
     project: str | None = None,
     backup_id: str = "",
+    remote: bool = False,
     on_progress: ProgressCallback | None = None,
 ) -> BackupReport:
-    """Run `stagectl-backup ACTION` for `project` (or every project) on every host."""
+    """Run `stagectl-backup ACTION` for `project` (or every project) on every host; `list`
+    also lists the off-site copies when the environment has a repository."""
     started = time.monotonic()
     root = root.resolve()  # ansible-runner changes directory
-    projects, hosts = _projects(root, vault_password_file, project)
+    projects, hosts, _ = _projects(root, vault_password_file, project)
     if not projects:
         raise StagectlError(f"{INVENTORY} has no project to back up", hint="add one: stagectl project add")
     extravars: dict[str, Any] = {"backups_tool_action": action, "backups_tool_projects": projects}
     if backup_id:
         extravars["backups_tool_id"] = backup_id
+    if remote:
+        extravars["backups_tool_remote"] = True
     run, findings = run_reporting_playbook(
         "backup", root, vault_password_file, hosts,
         out_variable="stagectl_backup_out", extravars=extravars, on_progress=on_progress,
@@ -179,6 +189,7 @@ def run_action(
     report = BackupReport(action=action, run=run, tools=_tool_runs(findings),
                           missing=[h for h in hosts if h not in findings])
     if action == "list":
+        report.tools += _tool_runs(findings, "remote_results")
         for tool in report.tools:
             if tool.ok:
                 report.backups += parse_list(tool.host, tool.project, tool.stdout)
@@ -205,10 +216,11 @@ def check_restore(
     Raises StagectlError for an unknown project, a malformed backup id or an unavailable source."""
     backup_id = check_backup_id(at or "latest")
     root = root.resolve()
-    _projects(root, vault_password_file, project)
-    if source == "remote":
+    _, _, has_remote = _projects(root, vault_password_file, project)
+    if source == "remote" and not has_remote:
         raise StagectlError(
-            "restoring from the off-site copy is not available: this server keeps local backups only",
+            "--from remote: the environment has no off-site repository (backups.remote in "
+            "group_vars/all.yml), so there is no off-site copy to restore from",
             hint="restore a local backup (leave out --from remote); `stagectl backup list` shows them",
         )
     return RestoreRequest(root, vault_password_file, project, backup_id, source)
@@ -218,7 +230,8 @@ def restore(request: RestoreRequest, *, on_progress: ProgressCallback | None = N
     """Put the requested backup back into the project's live database. Raises BackupRefused when
     the server has no such backup (nothing was changed there)."""
     report = run_action(request.root, request.vault_password_file, "restore", project=request.project,
-                        backup_id=request.backup_id, on_progress=on_progress)
+                        backup_id=request.backup_id, remote=request.source == "remote",
+                        on_progress=on_progress)
     refused = [t for t in report.tools if t.rc == TOOL_REFUSED]
     if refused:
         reasons = "; ".join(e for t in refused for e in t.errors()) or "the backup tool refused the request"

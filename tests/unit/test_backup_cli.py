@@ -159,4 +159,4 @@ def test_restore_from_the_off_site_copy_is_refused_without_one(example_env: EnvF
     fake = server(_tool("beryl3"))
     result = _invoke(example_env, "backup", "restore", "--project", "beryl3", "--yes", "--from", "remote")
     assert result.exit_code == 2, result.output
-    assert "off-site" in result.output and fake.calls == []
+    assert "no off-site repository (backups.remote" in result.output and fake.calls == []
