@@ -1,6 +1,7 @@
 """`stagectl backup run/list/restore` on the session's sandbox: a restore puts the backed-up rows
 back into the live database and the app answers healthy on it; a backup id the server does not
-have is refused with exit 2 and nothing is touched.
+have is refused with exit 2 and nothing is touched; with an off-site repository (restic over sftp
+to the sandbox's own SFTP container), a backup whose local files are gone restores from there.
 
 The project's rows are the demo app's notes, written and read through the project nginx."""
 
@@ -9,11 +10,17 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
+from typing import Any
 
+import yaml
 from typer.testing import CliRunner
 
 from stagectl import backup
 from stagectl.cli import app
+from stagectl.deploy import deploy
+from stagectl.environment import ALL_VARS, VAULT, load_environment
+from stagectl.sandbox import backup_target
+from stagectl.vault import decrypt, read_password_file, write_vault
 from tests.deploy.conftest import Deployed
 
 PROJECT = "project2"
@@ -102,3 +109,55 @@ def test_restore_of_an_unknown_backup_changes_nothing(deployed: Deployed) -> Non
     assert _started(deployed) == started  # the app was not stopped
     again = backup.run_action(deployed.root, deployed.vault_password_file, "list", project=PROJECT)
     assert [b.id for b in again.backups] == [b.id for b in listed.backups]  # no safety backup either
+
+
+def _with_remote(deployed: Deployed, target: backup_target.BackupTarget) -> None:
+    """backups.remote in the environment, its secrets in the vault."""
+    all_vars = deployed.root / ALL_VARS
+    data: dict[str, Any] = yaml.safe_load(all_vars.read_text())
+    data["backups"]["remote"] = {"repository": target.repository}
+    all_vars.write_text(yaml.safe_dump(data, sort_keys=False))
+    password = read_password_file(deployed.vault_password_file)
+    secrets = decrypt(deployed.root / VAULT, password)
+    secrets["vault_backups_remote"] = {"password": f"sandbox-restic-{uuid.uuid4().hex}",
+                                       "ssh_key": target.ssh_key, "ssh_known_hosts": target.known_hosts}
+    write_vault(deployed.root / VAULT, secrets, password)
+
+
+def test_off_site_copy_restores_when_the_local_files_are_gone(deployed: Deployed) -> None:
+    saved = {path: path.read_bytes() for path in (deployed.root / ALL_VARS, deployed.root / VAULT)}
+    image = load_environment(deployed.root).env.settings.project_defaults.images.python
+    target = backup_target.start(deployed.info.name, image)
+    try:
+        _with_remote(deployed, target)
+        run = deploy(deployed.root, deployed.vault_password_file, project=PROJECT).run
+        assert run.ok, [f"{f.task}: {f.message}" for f in run.failures]
+        assert deployed.sh("stat -c '%a' /etc/stagectl/restic /etc/stagectl/restic/password").split() == ["700", "600"]
+
+        kept, lost = f"off-site kept {uuid.uuid4().hex[:8]}", f"off-site lost {uuid.uuid4().hex[:8]}"
+        _write_note(deployed, kept)
+        code, output = _stagectl(deployed, "backup", "run", "--project", PROJECT)
+        assert code == 0 and "off-site copy of backup" in output and "done" in output, output
+        listed = backup.run_action(deployed.root, deployed.vault_password_file, "list", project=PROJECT)
+        local = [b for b in listed.backups if b.where == "local"]
+        remote = [b for b in listed.backups if b.where == "off-site"]
+        assert local and remote and remote[0].id == local[0].id, listed.backups
+        metrics = deployed.sh(f"cat /var/lib/stagectl/textfile/stagectl-backup-offsite-{PROJECT}.prom")
+        assert f'stagectl_backup_offsite_last_run_success{{project="{PROJECT}"}} 1' in metrics
+
+        _write_note(deployed, lost)
+        deployed.sh(f"rm /opt/backups/{PROJECT}/{PROJECT}-{remote[0].id}*")
+        code, output = _stagectl(deployed, "backup", "restore", "--project", PROJECT, "--from", "remote",
+                                 "--at", remote[0].id, "--yes")
+        assert code == 0, output
+        notes = _notes(deployed)
+        assert kept in notes and lost not in notes, notes
+        assert _app(deployed, "GET", "/readyz")[0] == 200
+    finally:
+        for path, content in saved.items():
+            path.write_bytes(content)
+        # Later tests share the sandbox: without backups.remote the deploy takes restic's settings off.
+        cleanup = deploy(deployed.root, deployed.vault_password_file, project=PROJECT).run
+        backup_target.stop(deployed.info.name)
+    assert cleanup.ok, [f"{f.task}: {f.message}" for f in cleanup.failures]
+    assert deployed.sh("test -e /etc/stagectl/restic && echo left || echo gone").strip() == "gone"
