@@ -23,6 +23,8 @@ from typing import TypeVar
 
 from stagectl import backup
 from stagectl.deploy import bootstrap, deploy
+from stagectl.derived import derive
+from stagectl.environment import load_environment
 from stagectl.sandbox import archive, server
 from stagectl.sandbox.environment import bootstrap_target, write_sandbox_environment
 
@@ -49,13 +51,14 @@ def on_server(report: backup.BackupReport) -> None:
             print(f"  FAILED on {tool.host}: {'; '.join(tool.errors())}", flush=True)
 
 
-def fill(name: str, rows: int) -> None:
+def fill(name: str, root: Path, rows: int) -> None:
     """`rows` rows of about 1 KiB in a table of their own in the project's database."""
+    spec = next(p for p in derive(load_environment(root).env)["projects"] if p["name"] == PROJECT)
     sql = (f"CREATE TABLE IF NOT EXISTS bench_rows (id serial PRIMARY KEY, body text); "
            f"INSERT INTO bench_rows (body) SELECT repeat(md5(random()::text), 32) FROM generate_series(1, {rows});")
     subprocess.run(
-        ["docker", "exec", name, "docker", "exec", f"{PROJECT}-postgres", "psql", "--quiet",
-         f"--username={PROJECT}_user", f"--dbname={PROJECT}_staging", "--command", sql],
+        ["docker", "exec", name, "docker", "exec", spec["containers"]["postgres"], "psql", "--quiet",
+         f"--username={spec['database']['user']}", f"--dbname={spec['database']['name']}", "--command", sql],
         check=True, capture_output=True, timeout=600,
     )
 
@@ -77,7 +80,7 @@ def main() -> None:
             assert bootstrap(root, password_file, target.login, connect_key=target.connect_key).ok
             assert timed("cold deploy", lambda: deploy(root, password_file)).run.ok
             if args.rows:
-                timed(f"{args.rows} extra rows written", lambda: fill(name, args.rows))
+                timed(f"{args.rows} extra rows written", lambda: fill(name, root, args.rows))
 
             ran = timed(f"backup run --project {PROJECT}",
                         lambda: backup.run_action(root, password_file, "run", project=PROJECT))
