@@ -786,7 +786,10 @@ def backup_list(env: EnvDir = Path("."), project: BackupProject = None, vault_pa
         if item.verified_at is not None:
             tested += f" {age((now - item.verified_at).total_seconds())} ago"
         style = {"verified": "green", "failed": "bold red"}.get(item.verification, "yellow")
-        table.add_row(item.project, item.id, f"{item.size / 1e6:.1f} MB" if item.size >= 100_000 else f"{item.size} B",
+        # restic's snapshot list does not give a dump's size cheaply: off-site copies show none.
+        size = "-" if item.where == "off-site" else (
+            f"{item.size / 1e6:.1f} MB" if item.size >= 100_000 else f"{item.size} B")
+        table.add_row(item.project, item.id, size,
                       age((now - item.taken_at).total_seconds()), f"[{style}]{tested}[/]",
                       f"{item.where} {item.host}" if several_hosts else item.where)
     console.print(table)

@@ -160,3 +160,29 @@ def test_restore_from_the_off_site_copy_is_refused_without_one(example_env: EnvF
     result = _invoke(example_env, "backup", "restore", "--project", "beryl3", "--yes", "--from", "remote")
     assert result.exit_code == 2, result.output
     assert "no off-site repository (backups.remote" in result.output and fake.calls == []
+
+
+def test_list_shows_the_off_site_copies(example_env: EnvFixture, server: Any) -> None:
+    server(_tool("beryl3", stdout="20261205T030712Z\t2300\t/opt/backups/beryl3/beryl3-20261205T030712Z.dump\tuntested\n"))
+    # The playbook lists the off-site copies in `remote_results` when there is a repository.
+    fake = backup.run_reporting_playbook
+    assert isinstance(fake, FakeServer)
+    original = fake.__call__
+
+    def with_remote(*args: Any, **kwargs: Any) -> Any:
+        run, findings = original(*args, **kwargs)
+        findings[HOST]["remote_results"] = [_tool(
+            "beryl3", stdout="20261205T030712Z\t0\t/opt/backups/beryl3/beryl3-20261205T030712Z.dump\tremote:1a2b3c4d\n")]
+        return run, findings
+
+    monkeypatched = pytest.MonkeyPatch()
+    monkeypatched.setattr(backup, "run_reporting_playbook", with_remote)
+    try:
+        result = _invoke(example_env, "backup", "list", "--project", "beryl3")
+    finally:
+        monkeypatched.undo()
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if "20261205T030712Z" in line]
+    assert len(rows) == 2, result.output
+    assert any("off-site" in row and " - " in row for row in rows), result.output
+    assert any("local" in row and "2300 B" in row for row in rows), result.output
