@@ -12,7 +12,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Literal, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -25,6 +25,7 @@ from stagectl.errors import EnvironmentInvalid, Interrupted, StagectlError
 from stagectl.runner import ProgressCallback, RunResult
 
 if TYPE_CHECKING:
+    from stagectl.backup import BackupReport
     from stagectl.deploy import DeployReport
     from stagectl.status import ProjectStatus
 
@@ -696,6 +697,174 @@ def project_remove(
                       f"the DNS record for {project.domain} can go", markup=False)
     if not (result.removed.ok and result.refreshed is not None and result.refreshed.ok):
         raise typer.Exit(code=1)
+
+
+# --- backup: one block, so that other command groups merge beside it ---------------------------
+
+backup_app = typer.Typer(
+    help="Backups: take, list, test and restore the projects' database backups.", no_args_is_help=True
+)
+app.add_typer(backup_app, name="backup")
+BackupProject = Annotated[
+    str | None, typer.Option("--project", "-p", help="Only this project (default: every project).")
+]
+
+
+def _print_tool_runs(console: Console, report: BackupReport, verb: str) -> None:
+    for tool in report.tools:
+        mark = "[green]OK[/]" if tool.ok else "[bold red]FAILED[/]"
+        console.print(f"{tool.host}: {verb} of {escape(tool.project)} {mark}", markup=True)
+        for message in tool.messages():
+            console.print(f"  {message}", markup=False)
+    for host in report.missing:
+        console.print(f"[bold red]{host}:[/] no answer: ", end="", markup=True)
+        console.print(report.run.failure_detail(host), markup=False)
+
+
+def _backup_action(action: Literal["run", "verify"], verb: str, env: Path, project: str | None,
+                   vault_password_file: Path | None) -> None:
+    from stagectl import backup as backup_mod
+
+    console = _console()
+    try:
+        report = _run_with_progress(
+            console, f"{verb} running",
+            lambda progress: backup_mod.run_action(env, _vault_file(env, vault_password_file), action,
+                                                   project=project, on_progress=progress),
+        )
+    except StagectlError as exc:
+        _fail(exc)
+    _print_tool_runs(console, report, verb)
+    failed = sum(1 for t in report.tools if not t.ok) + len(report.missing)
+    verdict = "[bold green]OK[/]" if report.ok else f"[bold red]FAILED[/] ({failed} failed)"
+    console.print(f"backup {action} {verdict} in {report.seconds:.1f}s ({len(report.tools)} projects)")
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
+@backup_app.command("run")
+def backup_run(env: EnvDir = Path("."), project: BackupProject = None, vault_password_file: VaultFile = None) -> None:
+    """Take a backup now: database dump, configuration and media, checksummed (what the daily timer does)."""
+    _backup_action("run", "backup", env, project, vault_password_file)
+
+
+@backup_app.command("verify")
+def backup_verify(
+    env: EnvDir = Path("."), project: BackupProject = None, vault_password_file: VaultFile = None
+) -> None:
+    """Restore test now: the newest backup restored into a throwaway database and checked (what the
+    weekly timer does). The live database is not touched."""
+    _backup_action("verify", "restore test", env, project, vault_password_file)
+
+
+@backup_app.command("list")
+def backup_list(env: EnvDir = Path("."), project: BackupProject = None, vault_password_file: VaultFile = None) -> None:
+    """The backups on the server, newest first: id (time), size, age and restore-test state."""
+    import datetime
+
+    from stagectl import backup as backup_mod
+    from stagectl.status import age
+
+    console = _console()
+    try:
+        report = _run_with_progress(
+            console, "listing backups",
+            lambda progress: backup_mod.run_action(env, _vault_file(env, vault_password_file), "list",
+                                                   project=project, on_progress=progress),
+        )
+    except StagectlError as exc:
+        _fail(exc)
+    now = datetime.datetime.now(tz=datetime.UTC)
+    table = Table(title="stagectl backup list")
+    for column in ("project", "id (UTC time)", "size", "age", "restore test", "where"):
+        # The id is what `backup restore --at` takes: never cut.
+        table.add_column(column, justify="right" if column == "size" else "left",
+                         no_wrap=column == "id (UTC time)", min_width=16 if column == "id (UTC time)" else None)
+    several_hosts = len({item.host for item in report.backups}) > 1
+    for item in report.backups:
+        tested = item.verification
+        if item.verified_at is not None:
+            tested += f" {age((now - item.verified_at).total_seconds())} ago"
+        style = {"verified": "green", "failed": "bold red"}.get(item.verification, "yellow")
+        # restic's snapshot list does not give a dump's size cheaply: off-site copies show none.
+        size = "-" if item.where == "off-site" else (
+            f"{item.size / 1e6:.1f} MB" if item.size >= 100_000 else f"{item.size} B")
+        table.add_row(item.project, item.id, size,
+                      age((now - item.taken_at).total_seconds()), f"[{style}]{tested}[/]",
+                      f"{item.where} {item.host}" if several_hosts else item.where)
+    console.print(table)
+    for tool in report.tools:
+        if not tool.ok:
+            console.print(f"[bold red]{tool.host}: list of {escape(tool.project)} failed:[/] ", end="", markup=True)
+            console.print("; ".join(tool.errors() or tool.messages()), markup=False)
+    for host in report.missing:
+        console.print(f"[bold red]{host}:[/] no answer: ", end="", markup=True)
+        console.print(report.run.failure_detail(host), markup=False)
+    counted = {t.project: sum(1 for b in report.backups if b.project == t.project) for t in report.tools}
+    none = sorted(name for name, count in counted.items() if count == 0)
+    console.print(f"{len(report.backups)} backups of {len(counted)} projects"
+                  + (f"; none yet of: {', '.join(none)} (stagectl backup run)" if none else ""), markup=False)
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
+def _can_ask() -> bool:
+    """Whether a confirmation can be asked: a person at a terminal, not a script's empty stdin."""
+    return sys.stdin.isatty()
+
+
+@backup_app.command("restore")
+def backup_restore(
+    project: Annotated[str, typer.Option("--project", "-p", help="The project whose database is replaced.")],
+    at: Annotated[
+        str | None, typer.Option("--at", help="The backup's id (its time, see `stagectl backup list`); default the newest.")
+    ] = None,
+    source: Annotated[
+        str, typer.Option("--from", help="local (the server's backups) or remote (the off-site copy).")
+    ] = "local",
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    env: EnvDir = Path("."),
+    vault_password_file: VaultFile = None,
+) -> None:
+    """Put a backup back into the project's LIVE database: the app is stopped, a safety backup
+    taken, the backup restored and migrated, the app started and health checked. On any failure
+    the database as it was goes back."""
+    from stagectl import backup as backup_mod
+
+    console = _console()
+    try:
+        if source not in ("local", "remote"):
+            raise StagectlError(f"--from '{source}' is not a backup source", hint="use --from local or --from remote")
+        request = backup_mod.check_restore(env, _vault_file(env, vault_password_file), project, at=at,
+                                           source="remote" if source == "remote" else "local")
+        if not yes and not _can_ask():
+            raise StagectlError(
+                f"restoring replaces the live database of {project} and needs a confirmation, but there is "
+                "no terminal to ask on",
+                hint="pass --yes to restore without asking",
+            )
+    except StagectlError as exc:
+        _fail(exc)
+    which = "the newest backup" if request.backup_id == "latest" else f"backup {request.backup_id}"
+    if not yes:
+        typer.confirm(
+            f"Replace the live database of {project} with {which}? The app stops meanwhile; a safety "
+            "backup of the current data is taken first", abort=True,
+        )
+    try:
+        report = _run_with_progress(
+            console, f"restoring {project}", lambda progress: backup_mod.restore(request, on_progress=progress)
+        )
+    except StagectlError as exc:
+        _fail(exc)
+    _print_tool_runs(console, report, "restore")
+    if report.ok:
+        console.print(f"backup restore of {project} [bold green]OK[/] in {report.seconds:.1f}s: {which} is "
+                      "live, migrations applied, app healthy", markup=True)
+        return
+    console.print(f"backup restore of {project} [bold red]FAILED[/] in {report.seconds:.1f}s: see the "
+                  "messages above (the previous database is put back on failure)", markup=True)
+    raise typer.Exit(code=1)
 
 
 def _raise_interrupted(signum: int, _frame: object) -> None:

@@ -11,7 +11,7 @@ import re
 import shlex
 from typing import Any
 
-from stagectl.model import Environment, Project
+from stagectl.model import Environment, Project, sftp_target
 
 # A Procfile line is a shell command line: one that uses the shell (variables, operators,
 # redirections, globs) is run by `sh -c`; a plain one is exec'd as its words, so the process gets
@@ -152,7 +152,11 @@ def derive(env: Environment) -> dict[str, Any]:
             "shared_webroot": f"{settings.paths.shared}/nginx/acme",
             "live_dir": "/etc/letsencrypt/live",
         },
-        "backups": settings.backups.model_dump(),
+        "backups": {
+            **settings.backups.model_dump(),
+            # sftp repositories: where restic's ssh goes (None for other kinds, or no remote).
+            "remote_sftp": sftp_target(settings.backups.remote.repository) if settings.backups.remote else None,
+        },
         "docker": settings.docker.model_dump(),
         "security": settings.security.model_dump(),
         "projects": projects,

@@ -29,6 +29,7 @@ from stagectl.model import (
     login_user_problem,
     password_advice,
     plain_passwords,
+    sftp_target,
     without_ansible_variables,
 )
 from stagectl.vault import bcrypt_matches, decrypt, read_password_file
@@ -268,6 +269,31 @@ def _check_vault(vault_data: Any, projects: list[Project], collector: _Collector
     return vault
 
 
+def _check_remote_secrets(settings: GlobalSettings, vault: Vault, collector: _Collector) -> None:
+    """backups.remote needs its password (and for sftp its key and host key) in the vault."""
+    remote = settings.backups.remote
+    if remote is None:
+        return
+    secrets = vault.vault_backups_remote
+    if secrets is None:
+        collector.add(
+            VAULT, "vault_backups_remote",
+            f"{ALL_VARS} sets backups.remote but the vault has no vault_backups_remote",
+            "add vault_backups_remote.password (the restic repository password, 16 characters or more) "
+            f"and the credentials restic needs under vault_backups_remote.env (`ansible-vault edit {VAULT}`)",
+        )
+        return
+    if sftp_target(remote.repository) is not None:
+        for key, what in (("ssh_key", "the private key restic's ssh logs in with"),
+                          ("ssh_known_hosts", "the backup server's known_hosts line(s), e.g. from ssh-keyscan")):
+            if not getattr(secrets, key):
+                collector.add(
+                    VAULT, f"vault_backups_remote.{key}",
+                    f"the sftp repository {remote.repository} needs {what}",
+                    f"add it to the vault (`ansible-vault edit {VAULT}`)",
+                )
+
+
 def _check_plain_passwords(inventory_data: Any, group_data: dict[str, Any], collector: _Collector) -> None:
     """Connection passwords in plain text, in group vars or the inventory's group vars."""
     try:
@@ -417,6 +443,8 @@ def load_environment(
     vault = None
     if vault_data is not None:
         vault = _check_vault(vault_data, env.projects if env else [], collector)
+        if vault is not None and settings is not None:
+            _check_remote_secrets(settings, vault, collector)
 
     if collector.problems or env is None:
         raise EnvironmentInvalid(mask_secrets(collector.problems, secret_values(vault_data)))

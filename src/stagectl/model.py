@@ -213,6 +213,48 @@ def _webhook_url(value: str) -> str:
     return value
 
 
+#: restic repository kinds stagectl can configure (credentials through the vault's env).
+RESTIC_BACKENDS = ("sftp", "s3", "rest", "b2", "azure", "gs", "swift", "rclone")
+SFTP_SCP_RE = re.compile(r"^sftp:(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<host>[A-Za-z0-9.-]+):(?P<path>/?[^\s]*)$")
+SFTP_URL_RE = re.compile(
+    r"^sftp://(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<host>[A-Za-z0-9.-]+)(?::(?P<port>[0-9]{1,5}))?/(?P<path>[^\s]*)$"
+)
+
+
+def sftp_target(repository: str) -> dict[str, str | int] | None:
+    """user, host, port and path of an sftp repository (None for other kinds): restic runs ssh
+    with stagectl's own key and known_hosts for it."""
+    match = SFTP_URL_RE.match(repository) or SFTP_SCP_RE.match(repository)
+    if match is None:
+        return None
+    found = match.groupdict()
+    return {"user": found.get("user") or "root", "host": found["host"],
+            "port": int(found.get("port") or 22), "path": found["path"]}
+
+
+def _restic_repository(value: str) -> str:
+    example = (
+        "write e.g. sftp:backup@backup.example.org:/srv/restic/staging, "
+        "s3:https://s3.example.org/bucket/staging or rest:https://backup.example.org:8000/staging"
+    )
+    kind, sep, rest = value.partition(":")
+    if not sep or kind not in RESTIC_BACKENDS or not rest or any(c.isspace() for c in value):
+        raise ValueError(
+            f"'{value}' is not a restic repository stagectl can use ({', '.join(RESTIC_BACKENDS)}): {example}"
+        )
+    if kind == "sftp" and sftp_target(value) is None:
+        raise ValueError(f"'{value}' is not an sftp repository: {example}")
+    if kind in ("rest", "s3") and "://" in rest:
+        parts = urllib.parse.urlsplit(rest)
+        if parts.password is not None or parts.username:
+            raise ValueError(
+                "the repository URL holds credentials (user:password@): they would land in the "
+                "inventory, the server's settings and process lists. Remove them and put them in the "
+                "vault under vault_backups_remote.env (e.g. RESTIC_REST_USERNAME, RESTIC_REST_PASSWORD)"
+            )
+    return value
+
+
 Slug = Annotated[str, AfterValidator(_slug)]
 Domain = Annotated[str, AfterValidator(_domain)]
 Duration = Annotated[str, AfterValidator(_duration)]
@@ -566,11 +608,23 @@ class Paths(Strict):
         return self
 
 
+class RemoteBackups(Strict):
+    """The off-site copy: a restic repository every backup is sent to. Its password and
+    credentials are in the vault (vault_backups_remote)."""
+
+    repository: Annotated[str, AfterValidator(_restic_repository)]
+    check_schedule: Calendar = Field(default="Sun *-*-* 05:30:00", description="systemd OnCalendar of restic check")
+    #: Share of the repository's data `restic check` reads back (0: only its structure).
+    check_read_data_percent: Annotated[int, Field(ge=0, le=100)] = 5
+
+
 class Backups(Strict):
     schedule: Calendar = Field(default="*-*-* 03:00:00", description="systemd OnCalendar")
     verify_schedule: Calendar = Field(default="Sun *-*-* 04:30:00", description="systemd OnCalendar")
     retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
     remote_retention_days: Annotated[int, Field(ge=1, le=3650)] = 90
+    #: None: backups stay on the server only.
+    remote: RemoteBackups | None = None
 
 
 class Docker(Strict):
@@ -735,12 +789,36 @@ class ProjectSecrets(Strict):
     )
 
 
+class RemoteSecrets(Strict):
+    """vault_backups_remote: what restic needs to reach and open the off-site repository."""
+
+    #: The repository's encryption password (lost password: the copies cannot be read).
+    password: Secret
+    #: Credentials restic reads from its environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    #: RESTIC_REST_USERNAME, RESTIC_REST_PASSWORD, B2_ACCOUNT_ID, ...
+    env: dict[EnvName, str] = Field(default_factory=dict)
+    #: sftp repositories: the private key restic's ssh logs in with, and the server's known_hosts line(s).
+    ssh_key: str | None = None
+    ssh_known_hosts: str | None = None
+
+    @model_validator(mode="after")
+    def _no_password_in_env(self) -> RemoteSecrets:
+        for name in ("RESTIC_PASSWORD", "RESTIC_PASSWORD_FILE", "RESTIC_PASSWORD_COMMAND", "RESTIC_REPOSITORY"):
+            if name in self.env:
+                raise ValueError(
+                    f"env.{name} is set by stagectl itself: put the repository password in "
+                    "vault_backups_remote.password and the repository in backups.remote.repository"
+                )
+        return self
+
+
 class Vault(Strict):
     vault_grafana_admin_password: Secret
     vault_grafana_secret_key: Secret
     vault_prometheus_password: Secret
     vault_prometheus_password_bcrypt: str = Field(pattern=r"^\$2[aby]\$\d\d\$.{53}$")
     vault_projects: dict[str, ProjectSecrets] = Field(default_factory=dict)
+    vault_backups_remote: RemoteSecrets | None = None
 
 
 # --- the whole environment ----------------------------------------------------------------------

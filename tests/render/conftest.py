@@ -233,6 +233,12 @@ def _variant_inventory(data: dict[str, Any]) -> None:
 
 def _variant_vault(data: dict[str, Any]) -> None:
     data["vault_projects"]["project2"]["app_secrets"] = {"STRIPE_KEY": "sk_test_$value#1"}
+    data["vault_backups_remote"] = {
+        "password": "restic-Passw0rd-of-the-variant",
+        "env": {"RESTIC_EXAMPLE_TOKEN": "token-of-the-variant-42"},
+        "ssh_key": "-----BEGIN OPENSSH PRIVATE KEY-----\nkey-of-the-variant\n-----END OPENSSH PRIVATE KEY-----\n",
+        "ssh_known_hosts": "[backup.example.invalid]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIvariant",
+    }
 
 
 def _variant_all(data: dict[str, Any]) -> None:
@@ -240,6 +246,9 @@ def _variant_all(data: dict[str, Any]) -> None:
     data["shared_services"]["prometheus"]["retention"] = "45d"
     data["shared_services"]["loki"]["retention"] = "7d"
     data.setdefault("docker", {}).update(log_max_size="20m", log_max_file=3)
+    # An off-site copy over sftp, on a port of its own.
+    data["backups"]["remote"] = {"repository": "sftp://restic@backup.example.invalid:2222//srv/restic/staging"}
+    data["backups"]["remote_retention_days"] = 120
 
 
 def _variant_staging(data: dict[str, Any]) -> None:

@@ -97,6 +97,41 @@ def test_per_project_and_global_files(example: Rendered) -> None:
         assert ("backups", None, dest) in dests
 
 
+RESTIC_DIR = "/etc/stagectl/restic"
+REMOTE_FILES = {
+    f"{RESTIC_DIR}/restic.conf": "0600", f"{RESTIC_DIR}/restic.env": "0600", f"{RESTIC_DIR}/password": "0600",
+    f"{RESTIC_DIR}/ssh_key": "0600", f"{RESTIC_DIR}/known_hosts": "0644", f"{RESTIC_DIR}/ssh_config": "0644",
+    "/etc/systemd/system/stagectl-backup-check.service": "0644",
+    "/etc/systemd/system/stagectl-backup-check.timer": "0644",
+}
+
+
+def test_the_off_site_copy_is_configured_only_with_a_remote(example: Rendered, variant: Rendered) -> None:
+    assert not [e["dest"] for e in example.manifest("backups") if e["dest"] in REMOTE_FILES]
+    modes = {e["dest"]: e["mode"] for e in variant.manifest("backups") if e["project"] is None}
+    assert {dest: modes.get(dest) for dest in REMOTE_FILES} == REMOTE_FILES
+    conf = parse_env(variant.text(f"{RESTIC_DIR}/restic.conf"))
+    assert conf == {
+        "REPOSITORY": "sftp://restic@backup.example.invalid:2222//srv/restic/staging",
+        "RETENTION_DAYS": "120",
+        "CHECK_READ_DATA_PERCENT": "5",
+        "SFTP_COMMAND": f"ssh -F {RESTIC_DIR}/ssh_config -p 2222 restic@backup.example.invalid -s sftp",
+    }
+    # The password only in its own file (RESTIC_PASSWORD_FILE), credentials in the env file.
+    assert variant.text(f"{RESTIC_DIR}/password") == "restic-Passw0rd-of-the-variant\n"
+    assert parse_env(variant.text(f"{RESTIC_DIR}/restic.env")) == {"RESTIC_EXAMPLE_TOKEN": "token-of-the-variant-42"}
+    for entry in variant.manifest("backups"):
+        if entry["dest"] != f"{RESTIC_DIR}/password":
+            assert "restic-Passw0rd-of-the-variant" not in variant.text(entry["dest"]), entry["dest"]
+    config = variant.text(f"{RESTIC_DIR}/ssh_config")
+    assert f"IdentityFile {RESTIC_DIR}/ssh_key" in config and "StrictHostKeyChecking yes" in config
+    assert variant.text(f"{RESTIC_DIR}/known_hosts").startswith("[backup.example.invalid]:2222 ssh-ed25519 ")
+    timer = variant.text("/etc/systemd/system/stagectl-backup-check.timer")
+    assert "OnCalendar=Sun *-*-* 05:30:00\n" in timer
+    assert "ExecStart=/usr/local/sbin/stagectl-backup check\n" in variant.text(
+        "/etc/systemd/system/stagectl-backup-check.service")
+
+
 def test_env_file_is_0600(example: Rendered) -> None:
     modes = {e["dest"]: e["mode"] for e in example.manifest(*ROLES)}
     for name in ("beryl3", "project2"):
@@ -407,6 +442,9 @@ def test_backup_settings_and_units(example: Rendered) -> None:
         "POSTGRES_DB": "project2_staging",
         "POSTGRES_USER": "project2_user",
         "POSTGRES_MEMORY": "1g",
+        "APP_SERVICES": "django" + (" worker" if example.project("project2")["worker"] else "")
+        + (" scheduler" if example.project("project2")["scheduler"] else ""),
+        "RELEASE_ARGV": '["python", "manage.py", "migrate", "--noinput"]',
     }
     timer = example.text("/etc/systemd/system/stagectl-backup@.timer")
     assert "OnCalendar=*-*-* 03:00:00\n" in timer and "Persistent=true\n" in timer

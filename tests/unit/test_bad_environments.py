@@ -115,6 +115,10 @@ def both(*edits: Edit) -> Edit:
     return edit
 
 
+REMOTE = "remote_retention_days: 90\n  remote:\n    repository: "
+SFTP_REPO = "sftp:backup@backup.example.org:/srv/restic/staging"
+
+
 def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
     def change(data: dict[str, Any]) -> None:
         *parents, last = path.split(".")
@@ -314,6 +318,25 @@ CASES = [
          "staging.hosts.staging-server", "is not a user name"),
     Case("top-level-list", write_bytes(ALL_VARS, lambda _raw: b"- paths\n- docker\n"), ALL_VARS, "",
          "valid dictionary"),
+    Case("remote-not-restic", replace(ALL_VARS, "remote_retention_days: 90", REMOTE + "ftp://backup.example.org/x"),
+         ALL_VARS, "backups.remote.repository", "is not a restic repository stagectl can use"),
+    Case("remote-url-credentials",
+         replace(ALL_VARS, "remote_retention_days: 90", REMOTE + "rest:https://u:Hunter2Hunter2@b.example.org/r"),
+         ALL_VARS, "backups.remote.repository", "put them in the vault", hidden=("Hunter2Hunter2",)),
+    Case("remote-check-percent", replace(ALL_VARS, "remote_retention_days: 90",
+                                         REMOTE + "s3:https://s3.example.org/b\n    check_read_data_percent: 150"),
+         ALL_VARS, "backups.remote.check_read_data_percent", "less than or equal to 100"),
+    Case("remote-without-vault-secrets", replace(ALL_VARS, "remote_retention_days: 90", REMOTE + SFTP_REPO),
+         VAULT, "vault_backups_remote", "add vault_backups_remote.password"),
+    Case("remote-sftp-without-key",
+         both(replace(ALL_VARS, "remote_retention_days: 90", REMOTE + SFTP_REPO),
+              vault(_set("vault_backups_remote", {"password": "Restic-Passw0rd-Long-Enough"}))),
+         VAULT, "vault_backups_remote.ssh_key", "add it to the vault", hidden=("Restic-Passw0rd-Long-Enough",)),
+    Case("remote-password-in-env",
+         vault(_set("vault_backups_remote", {"password": "Restic-Passw0rd-Long-Enough",
+                                             "env": {"RESTIC_PASSWORD": "Other-Passw0rd-Long"}})),
+         VAULT, "vault_backups_remote", "put the repository password in vault_backups_remote.password",
+         hidden=("Restic-Passw0rd-Long-Enough", "Other-Passw0rd-Long")),
     # --- group_vars/staging.yml ----------------------------------------------------------------
     Case("smarthost-without-port", replace(STAGING_VARS, "smarthost: localhost:25", "smarthost: smtp.example.org"),
          STAGING_VARS, "alerting.smarthost", "write the SMTP relay with its port"),

@@ -1,0 +1,163 @@
+"""`stagectl backup run/list/restore` on the session's sandbox: a restore puts the backed-up rows
+back into the live database and the app answers healthy on it; a backup id the server does not
+have is refused with exit 2 and nothing is touched; with an off-site repository (restic over sftp
+to the sandbox's own SFTP container), a backup whose local files are gone restores from there.
+
+The project's rows are the demo app's notes, written and read through the project nginx."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from typing import Any
+
+import yaml
+from typer.testing import CliRunner
+
+from stagectl import backup
+from stagectl.cli import app
+from stagectl.deploy import deploy
+from stagectl.environment import ALL_VARS, VAULT, load_environment
+from stagectl.sandbox import backup_target
+from stagectl.vault import decrypt, read_password_file, write_vault
+from tests.deploy.conftest import Deployed
+
+PROJECT = "project2"
+runner = CliRunner()
+
+
+def _app(deployed: Deployed, method: str, path: str, body: str | None = None) -> tuple[int, str]:
+    """An HTTP request to the app through the project nginx, from inside that container."""
+    data = ["-H", "Content-Type: application/json", "--data-binary", "@-"] if body is not None else []
+    proc = subprocess.run(
+        ["docker", "exec", "-i", deployed.info.name, "docker", "exec", "-i", f"{PROJECT}-nginx",
+         "curl", "-sS", "--max-time", "20", "-X", method, "-H", f"Host: {PROJECT}.sandbox.test",
+         "-H", "X-Forwarded-Proto: https", *data, "-o", "-", "-w", "\n%{http_code}",
+         f"http://127.0.0.1{path}"],
+        input=body, capture_output=True, text=True, timeout=60, check=False,
+    )
+    text, _, code = proc.stdout.rpartition("\n")
+    return int(code or 0), text
+
+
+def _notes(deployed: Deployed) -> list[str]:
+    status, body = _app(deployed, "GET", "/notes/")
+    assert status == 200, body
+    return [note["text"] for note in json.loads(body)["notes"]]
+
+
+def _write_note(deployed: Deployed, text: str) -> None:
+    status, body = _app(deployed, "POST", "/notes/", json.dumps({"text": text}))
+    assert status == 201, body
+
+
+def _stagectl(deployed: Deployed, *args: str) -> tuple[int, str]:
+    result = runner.invoke(app, [*args, "--env", str(deployed.root),
+                                 "--vault-password-file", str(deployed.vault_password_file)])
+    assert "Traceback" not in result.output, result.output
+    return result.exit_code, result.output
+
+
+def _started(deployed: Deployed) -> str:
+    """When the project's django container last started (changes when it is stopped and started)."""
+    return deployed.sh(f"docker inspect --format '{{{{.State.StartedAt}}}}' {PROJECT}-django").strip()
+
+
+def test_restore_puts_the_backed_up_rows_back(deployed: Deployed) -> None:
+    kept, lost = f"kept {uuid.uuid4().hex[:8]}", f"lost {uuid.uuid4().hex[:8]}"
+    _write_note(deployed, kept)
+
+    code, output = _stagectl(deployed, "backup", "run", "--project", PROJECT)
+    assert code == 0, output
+    assert f"backup of {PROJECT} OK" in output, output
+    listed = backup.run_action(deployed.root, deployed.vault_password_file, "list", project=PROJECT)
+    assert listed.ok and listed.backups, listed
+    newest = listed.backups[0]
+    assert newest.project == PROJECT and newest.size > 0
+    code, output = _stagectl(deployed, "backup", "list", "--project", PROJECT)
+    assert code == 0 and PROJECT in output and "backups of 1 projects" in output, output
+
+    _write_note(deployed, lost)
+    assert {kept, lost} <= set(_notes(deployed))
+
+    code, output = _stagectl(deployed, "backup", "restore", "--project", PROJECT, "--at", newest.id, "--yes")
+    assert code == 0, output
+    assert f"backup restore of {PROJECT} OK" in output and "safety backup" in output, output
+
+    notes = _notes(deployed)
+    assert kept in notes and lost not in notes, notes
+    assert _app(deployed, "GET", "/readyz")[0] == 200
+    # The safety backup taken before the restore holds the row the restore replaced.
+    after = backup.run_action(deployed.root, deployed.vault_password_file, "list", project=PROJECT)
+    assert len(after.backups) == len(listed.backups) + 1, after.backups
+
+
+def test_restore_of_an_unknown_backup_changes_nothing(deployed: Deployed) -> None:
+    text = f"untouched {uuid.uuid4().hex[:8]}"
+    _write_note(deployed, text)
+    before = _notes(deployed)
+    started = _started(deployed)
+    listed = backup.run_action(deployed.root, deployed.vault_password_file, "list", project=PROJECT)
+
+    code, output = _stagectl(deployed, "backup", "restore", "--project", PROJECT,
+                             "--at", "20000101T000000Z", "--yes")
+    assert code == 2, output
+    assert f"project {PROJECT} has no backup 20000101T000000Z" in output and "Nothing was changed" in output, output
+
+    assert _notes(deployed) == before
+    assert _started(deployed) == started  # the app was not stopped
+    again = backup.run_action(deployed.root, deployed.vault_password_file, "list", project=PROJECT)
+    assert [b.id for b in again.backups] == [b.id for b in listed.backups]  # no safety backup either
+
+
+def _with_remote(deployed: Deployed, target: backup_target.BackupTarget) -> None:
+    """backups.remote in the environment, its secrets in the vault."""
+    all_vars = deployed.root / ALL_VARS
+    data: dict[str, Any] = yaml.safe_load(all_vars.read_text())
+    data["backups"]["remote"] = {"repository": target.repository}
+    all_vars.write_text(yaml.safe_dump(data, sort_keys=False))
+    password = read_password_file(deployed.vault_password_file)
+    secrets = decrypt(deployed.root / VAULT, password)
+    secrets["vault_backups_remote"] = {"password": f"sandbox-restic-{uuid.uuid4().hex}",
+                                       "ssh_key": target.ssh_key, "ssh_known_hosts": target.known_hosts}
+    write_vault(deployed.root / VAULT, secrets, password)
+
+
+def test_off_site_copy_restores_when_the_local_files_are_gone(deployed: Deployed) -> None:
+    saved = {path: path.read_bytes() for path in (deployed.root / ALL_VARS, deployed.root / VAULT)}
+    image = load_environment(deployed.root).env.settings.project_defaults.images.python
+    target = backup_target.start(deployed.info.name, image)
+    try:
+        _with_remote(deployed, target)
+        run = deploy(deployed.root, deployed.vault_password_file, project=PROJECT).run
+        assert run.ok, [f"{f.task}: {f.message}" for f in run.failures]
+        assert deployed.sh("stat -c '%a' /etc/stagectl/restic /etc/stagectl/restic/password").split() == ["700", "600"]
+
+        kept, lost = f"off-site kept {uuid.uuid4().hex[:8]}", f"off-site lost {uuid.uuid4().hex[:8]}"
+        _write_note(deployed, kept)
+        code, output = _stagectl(deployed, "backup", "run", "--project", PROJECT)
+        assert code == 0 and "off-site copy of backup" in output and "done" in output, output
+        listed = backup.run_action(deployed.root, deployed.vault_password_file, "list", project=PROJECT)
+        local = [b for b in listed.backups if b.where == "local"]
+        remote = [b for b in listed.backups if b.where == "off-site"]
+        assert local and remote and remote[0].id == local[0].id, listed.backups
+        metrics = deployed.sh(f"cat /var/lib/stagectl/textfile/stagectl-backup-offsite-{PROJECT}.prom")
+        assert f'stagectl_backup_offsite_last_run_success{{project="{PROJECT}"}} 1' in metrics
+
+        _write_note(deployed, lost)
+        deployed.sh(f"rm /opt/backups/{PROJECT}/{PROJECT}-{remote[0].id}*")
+        code, output = _stagectl(deployed, "backup", "restore", "--project", PROJECT, "--from", "remote",
+                                 "--at", remote[0].id, "--yes")
+        assert code == 0, output
+        notes = _notes(deployed)
+        assert kept in notes and lost not in notes, notes
+        assert _app(deployed, "GET", "/readyz")[0] == 200
+    finally:
+        for path, content in saved.items():
+            path.write_bytes(content)
+        # Later tests share the sandbox: without backups.remote the deploy takes restic's settings off.
+        cleanup = deploy(deployed.root, deployed.vault_password_file, project=PROJECT).run
+        backup_target.stop(deployed.info.name)
+    assert cleanup.ok, [f"{f.task}: {f.message}" for f in cleanup.failures]
+    assert deployed.sh("test -e /etc/stagectl/restic && echo left || echo gone").strip() == "gone"
