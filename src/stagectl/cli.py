@@ -698,6 +698,80 @@ def project_remove(
         raise typer.Exit(code=1)
 
 
+# --- certs: the certificates of the server's public names ---------------------------------------
+certs_app = typer.Typer(help="Certificates of the server's public names: status and renewal.", no_args_is_help=True)
+app.add_typer(certs_app, name="certs")
+
+
+@certs_app.command("status")
+def certs_status(env: EnvDir = Path("."), vault_password_file: VaultFile = None) -> None:
+    """Per public name: who issued its certificate, when it expires, days left (read from the
+    server). Changes nothing; exit 1 when a name has no certificate or fewer than 20 days left."""
+    from stagectl import certs
+
+    console = _console()
+    try:
+        report = _run_with_progress(
+            console, "reading the certificates",
+            lambda progress: certs.run_certs_status(env, _vault_file(env, vault_password_file), progress),
+        )
+    except StagectlError as exc:
+        _fail(exc)
+    table = Table(title="stagectl certs status")
+    for column in ("host", "name", "kind", "issuer", "expires", "days left", "serial"):
+        table.add_column(column)
+    for cert in report:
+        days = cert.days_left
+        left = "-" if days is None else f"{days:.0f}"
+        mark = "[green]" if cert.ok else "[bold red]"
+        expires = cert.not_after.strftime("%Y-%m-%d %H:%M UTC") if cert.not_after else "-"
+        table.add_row(cert.host, cert.name, cert.kind, escape(cert.issuer or cert.error or "-"), expires,
+                      f"{mark}{left}[/]", cert.serial[:20] or "-")
+    if report:
+        console.print(table)
+    for error in report.errors:
+        console.print(f"[bold red]error:[/] {escape(error)}", markup=True)
+    verdict = "[bold green]all well[/]" if report.ok else "[bold red]needs attention[/]"
+    console.print(f"certificates {verdict} ({len(report)} names, {report.seconds:.1f}s)")
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
+@certs_app.command("renew")
+def certs_renew(
+    env: EnvDir = Path("."),
+    vault_password_file: VaultFile = None,
+    name: Annotated[list[str] | None, typer.Option("--name", help="Renew only this name (repeatable).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Renew even when not due (certbot --force-renewal).")] = False,
+) -> None:
+    """certbot renews the certificates that are due (all with --force); its deploy hook tests the
+    main nginx's configuration and reloads it. Exit 1 when a renewal failed."""
+    from stagectl import certs
+
+    console = _console()
+    try:
+        report = _run_with_progress(
+            console, "renewing certificates",
+            lambda progress: certs.run_certs_renew(
+                env, _vault_file(env, vault_password_file), name or [], force=force, on_progress=progress
+            ),
+        )
+    except StagectlError as exc:
+        _fail(exc)
+    words = {"renewed": "renewed, nginx reloaded", "not-due": "not due yet (--force renews anyway)",
+             "failed": "FAILED"}
+    for outcome in report:
+        console.print(f"{outcome.host}: {outcome.name}: {words[outcome.result]}", markup=False)
+        if outcome.detail:
+            console.print(f"  certbot: {outcome.detail}", markup=False)
+    for error in report.errors:
+        console.print(f"[bold red]error:[/] {escape(error)}", markup=True)
+    if not report.ok:
+        console.print("[bold red]renewal failed[/]: the current certificates keep serving", markup=True)
+        raise typer.Exit(code=1)
+    console.print(f"renewal done ({report.seconds:.1f}s)", markup=False)
+
+
 def _raise_interrupted(signum: int, _frame: object) -> None:
     raise Interrupted(signum)
 
