@@ -461,7 +461,7 @@ def sandbox_up(
     deploy_too: Annotated[bool, typer.Option("--deploy", help="Also bootstrap and deploy the example.")] = False,
 ) -> None:
     """Start the sandbox server and write an environment pointing at it."""
-    from stagectl.sandbox import alert_sink, archive, server
+    from stagectl.sandbox import acme, alert_sink, archive, server
     from stagectl.sandbox import environment as sandbox_env
 
     console = _console()
@@ -476,15 +476,18 @@ def sandbox_up(
             images = archive.ensure_archive(on_progress=progress)
             info = server.up(name, ssh_port, on_progress=progress, http_port=http_port,
                              https_port=https_port, archive_dir=images.path.parent)
+            progress("starting the sandbox's ACME server")
+            acme_server = acme.up(info.name)
             root, password_file = sandbox_env.default_environment_paths(info)
             written = sandbox_env.write_sandbox_environment(
-                root, info, password_file, app_dir, preload_archives=[images.server_path]
+                root, info, password_file, app_dir, preload_archives=[images.server_path], acme=acme_server
             )
     except StagectlError as exc:
         _fail(exc)
     console.print(f"sandbox '{info.name}' {info.action}: ssh on 127.0.0.1:{info.ssh_port}, "
                   f"http 127.0.0.1:{info.http_port}, https 127.0.0.1:{info.https_port}", markup=False)
     console.print(f"environment: {root}  (vault password file: {password_file})", markup=False)
+    console.print(f"certificates: from the sandbox's ACME server (pebble) at {acme_server.directory}", markup=False)
     for component in written.disabled:
         console.print(f"left out: {component.service} ({component.image}): {component.reason}", markup=False)
     target = sandbox_env.bootstrap_target(info)
@@ -542,10 +545,11 @@ def sandbox_down(
     remove_data: Annotated[bool, typer.Option("--remove-data", help="Also delete its Docker volume.")] = False,
 ) -> None:
     """Stop and remove the sandbox (its Docker data volume is kept unless --remove-data)."""
-    from stagectl.sandbox import server
+    from stagectl.sandbox import acme, server
 
     try:
         result = server.down(name, remove_data=remove_data)
+        acme.down(name)
     except StagectlError as exc:
         _fail(exc)
     volume = "removed" if result.volume_removed else "kept (use --remove-data to delete it)"
@@ -717,18 +721,16 @@ def certs_status(env: EnvDir = Path("."), vault_password_file: VaultFile = None)
         )
     except StagectlError as exc:
         _fail(exc)
-    table = Table(title="stagectl certs status")
-    for column in ("host", "name", "kind", "issuer", "expires", "days left", "serial"):
-        table.add_column(column)
+    # One plain line per name: names and issuers are never cropped to the terminal's width.
     for cert in report:
         days = cert.days_left
-        left = "-" if days is None else f"{days:.0f}"
-        mark = "[green]" if cert.ok else "[bold red]"
+        left = "-" if days is None else f"{days:.0f} days left"
         expires = cert.not_after.strftime("%Y-%m-%d %H:%M UTC") if cert.not_after else "-"
-        table.add_row(cert.host, cert.name, cert.kind, escape(cert.issuer or cert.error or "-"), expires,
-                      f"{mark}{left}[/]", cert.serial[:20] or "-")
-    if report:
-        console.print(table)
+        console.print(
+            f"{cert.host}  {cert.name}  {cert.kind}  issuer: {cert.issuer or '-'}  expires: {expires}  "
+            f"({left})  serial: {cert.serial or '-'}" + (f"  error: {cert.error}" if cert.error else ""),
+            style=None if cert.ok else "bold red", markup=False,
+        )
     for error in report.errors:
         console.print(f"[bold red]error:[/] {escape(error)}", markup=True)
     verdict = "[bold green]all well[/]" if report.ok else "[bold red]needs attention[/]"

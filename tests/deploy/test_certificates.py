@@ -8,8 +8,10 @@ The TLS handshakes go to the sandbox's HTTPS port on 127.0.0.1 with each name as
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -25,9 +27,26 @@ from tests.deploy.conftest import Deployed
 LIVE = "/etc/letsencrypt/live"
 
 
-def public_names(deployed: Deployed) -> list[str]:
+def _model(deployed: Deployed) -> dict[str, Any]:
     loaded = load_environment(deployed.root, vault_password_file=deployed.vault_password_file, allocate=False)
-    return sorted({record["name"] for record in derive(loaded.env)["dns_records"]})
+    return derive(loaded.env)
+
+
+def public_names(deployed: Deployed) -> list[str]:
+    return sorted({record["name"] for record in _model(deployed)["dns_records"]})
+
+
+def https_names(deployed: Deployed) -> list[str]:
+    """The names the main nginx has an HTTPS server for: Grafana's only when Grafana runs (the
+    sandbox has no Grafana; its name still gets a certificate, for when it does)."""
+    model = _model(deployed)
+    grafana = model["monitoring_domains"]["grafana"]
+    return [n for n in public_names(deployed) if n != grafana or model["shared"]["grafana"]["enabled"]]
+
+
+def on_disk(deployed: Deployed, name: str) -> x509.Certificate:
+    """The certificate of certbot's live directory for NAME (the leaf: first of the chain)."""
+    return x509.load_pem_x509_certificate(deployed.sh(f"cat {LIVE}/{name}/fullchain.pem").encode())
 
 
 def served(deployed: Deployed, name: str, root_pem: str) -> x509.Certificate:
@@ -58,22 +77,33 @@ def pebble_root(deployed: Deployed) -> str:
     return acme.root_ca(deployed.info.name)
 
 
-def test_every_public_name_serves_a_certificate_from_the_acme_server(deployed: Deployed, pebble_root: str) -> None:
+def test_every_public_name_has_a_certificate_from_the_acme_server(deployed: Deployed, pebble_root: str) -> None:
     names = public_names(deployed)
     assert len(names) == 5  # two projects, three monitoring names
     for name in names:
-        cert = served(deployed, name, pebble_root)
+        cert = on_disk(deployed, name)
         assert issuer(cert).startswith("Pebble Intermediate CA"), (name, issuer(cert))
-        assert cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
-            x509.DNSName
-        ) == [name]
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert san.get_values_for_type(x509.DNSName) == [name]
     # certbot's lineages (live/ links into archive/), no placeholder left anywhere.
     listing = deployed.sh(
         f"for n in {' '.join(names)}; do readlink {LIVE}/$n/fullchain.pem; "
         "test -f /etc/letsencrypt/renewal/$n.conf; done; "
         f"find {LIVE} /etc/letsencrypt/stagectl-placeholders -name STAGECTL-PLACEHOLDER"
     )
-    assert listing.split() == [f"../../archive/{name}/fullchain1.pem" for name in names]
+    links = listing.split()
+    assert len(links) == len(names), listing
+    for name, link in zip(names, links, strict=True):
+        assert re.fullmatch(rf"\.\./\.\./archive/{re.escape(name)}/fullchain\d+\.pem", link), link
+
+
+def test_nginx_serves_them_with_a_chain_that_verifies_against_the_acme_servers_root(
+    deployed: Deployed, pebble_root: str
+) -> None:
+    served_names = https_names(deployed)
+    assert len(served_names) >= 4, served_names
+    for name in served_names:
+        assert served(deployed, name, pebble_root).serial_number == on_disk(deployed, name).serial_number, name
 
 
 def test_renewal_runs_from_a_timer_with_the_nginx_reload_hook(deployed: Deployed) -> None:
@@ -94,21 +124,25 @@ def test_certs_status_lists_every_name_with_its_issuer_and_days_left(deployed: D
     rows = [line for line in output.splitlines() if ".sandbox.test" in line]
     assert len(rows) == 5, output
     for name in public_names(deployed):
-        row = next(r for r in rows if f" {name} " in r)
-        assert "certbot" in row and "Pebble Intermediate" in row, row
+        row = next(r for r in rows if f"sandbox  {name}  " in r)
+        assert "  certbot  issuer: Pebble Intermediate CA" in row, row
+        assert f"serial: {on_disk(deployed, name).serial_number}" in row, row
     assert "certificates all well (5 names" in output
 
 
 def test_forced_renewal_replaces_the_certificate_nginx_serves(deployed: Deployed, pebble_root: str) -> None:
     name = "beryl3.sandbox.test"
     before = served(deployed, name, pebble_root)
+    link = f"readlink {LIVE}/{name}/fullchain.pem"
+    version = int(re.sub(r"\D", "", deployed.sh(link).rsplit("/", 1)[1]))
     code, output = certs_cli(deployed, "renew", "--name", name, "--force")
     assert code == 0, output
     assert f"sandbox: {name}: renewed, nginx reloaded" in output
     after = served(deployed, name, pebble_root)
     assert after.serial_number != before.serial_number
     assert issuer(after).startswith("Pebble Intermediate CA")
-    assert deployed.sh(f"readlink {LIVE}/{name}/fullchain.pem").strip() == f"../../archive/{name}/fullchain2.pem"
+    assert deployed.sh(link).strip() == f"../../archive/{name}/fullchain{version + 1}.pem"
+    assert after.serial_number == on_disk(deployed, name).serial_number
     # Not due: a plain renewal leaves every certificate alone.
     code, output = certs_cli(deployed, "renew", "--name", name)
     assert code == 0 and f"sandbox: {name}: not due yet" in output, output

@@ -4,6 +4,7 @@ and the environment rules of private ACME servers."""
 from __future__ import annotations
 
 import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -107,3 +108,23 @@ def test_a_private_acme_server_may_issue_for_special_use_names(example_environme
     assert "box.test" in str(certificate_problems(_with_certificates(env, provider="letsencrypt")))
     private = _with_certificates(env, provider="letsencrypt", acme_directory="https://10.0.0.5:14000/dir")
     assert certificate_problems(private) == []
+
+
+def test_the_sandbox_environment_takes_its_certificates_from_its_acme_server(tmp_path: Path) -> None:
+    from stagectl.sandbox.acme import AcmeServer
+    from stagectl.sandbox.environment import default_environment_paths, write_sandbox_environment
+    from tests.sandbox.test_server import ARCHIVE_IN_SERVER, DEMO_APP, fake_info
+
+    info = fake_info(tmp_path)
+    root, password_file = default_environment_paths(info)
+    server = AcmeServer(name="stagectl-sandbox-acme", network="stagectl-sandbox-acme", ip="172.30.0.3",
+                        server_ip="172.30.0.2")
+    write_sandbox_environment(root, info, password_file, DEMO_APP, preload_archives=[ARCHIVE_IN_SERVER], acme=server)
+    loaded = load_environment(root, vault_password_file=password_file)
+    certificates = loaded.env.staging.certificates
+    assert (certificates.provider, certificates.acme_directory, certificates.acme_ca_bundle) == (
+        "letsencrypt", "https://172.30.0.3:14000/dir", "/etc/stagectl-sandbox/acme-api-ca.pem",
+    )
+    # .test names are fine for a private ACME server; the probes skip the chain check.
+    assert certificate_problems(loaded.env) == []
+    assert not derive(loaded.env)["certificates"]["publicly_trusted"]

@@ -78,7 +78,7 @@ def _ensure_network(network: str, sandbox: str) -> None:
 
 
 def up(sandbox: str, builder: ImageBuilder | None = None) -> AcmeServer:
-    """Start (or restart, with a fresh CA) the ACME server of a running sandbox."""
+    """Start the ACME server of a running sandbox (a running, current one is kept)."""
     builder = builder or ImageBuilder(out=lambda _line: None)
     try:
         builder.build(["pebble"])
@@ -94,15 +94,27 @@ def up(sandbox: str, builder: ImageBuilder | None = None) -> AcmeServer:
         server = docker_cli.inspect("container", sandbox) or server
     server_ip = _network_ip(server, network)
     existing = docker_cli.inspect("container", name)
-    if existing is not None:
-        if LABEL not in (existing["Config"].get("Labels") or {}):
-            raise SandboxError(f"container '{name}' exists but was not made by stagectl")
-        docker_cli.run("rm", "-f", name)
-    docker_cli.run(
-        "run", "-d", "--name", name, "--hostname", name, "--network", network,
-        "--label", f"{LABEL}={sandbox}", "--memory", "128m",
-        "-e", f"ACME_SERVER_IP={server_ip}", builder.ref("pebble"),
-    )  # fmt: skip
+    if existing is not None and LABEL not in (existing["Config"].get("Labels") or {}):
+        raise SandboxError(
+            f"container '{name}' exists but was not made by stagectl",
+            hint="pick another sandbox name; stagectl never changes containers it did not create",
+        )
+    # A running one is kept: certbot's renewal configurations on the server name its address,
+    # and the certificates it issued chain to its root, which a new one would not know.
+    current = (
+        existing is not None
+        and existing["State"].get("Running")
+        and existing["Config"]["Image"] == builder.ref("pebble")
+        and f"ACME_SERVER_IP={server_ip}" in (existing["Config"].get("Env") or [])
+    )
+    if not current:
+        if existing is not None:
+            docker_cli.run("rm", "-f", name)
+        docker_cli.run(
+            "run", "-d", "--name", name, "--hostname", name, "--network", network,
+            "--label", f"{LABEL}={sandbox}", "--memory", "128m",
+            "-e", f"ACME_SERVER_IP={server_ip}", builder.ref("pebble"),
+        )  # fmt: skip
     data = docker_cli.inspect("container", name)
     ip = _network_ip(data, network) if data else ""
     acme = AcmeServer(name=name, network=network, ip=ip, server_ip=server_ip)
