@@ -462,7 +462,7 @@ def sandbox_up(
     deploy_too: Annotated[bool, typer.Option("--deploy", help="Also bootstrap and deploy the example.")] = False,
 ) -> None:
     """Start the sandbox server and write an environment pointing at it."""
-    from stagectl.sandbox import alert_sink, archive, server
+    from stagectl.sandbox import acme, alert_sink, archive, server
     from stagectl.sandbox import environment as sandbox_env
 
     console = _console()
@@ -477,15 +477,18 @@ def sandbox_up(
             images = archive.ensure_archive(on_progress=progress)
             info = server.up(name, ssh_port, on_progress=progress, http_port=http_port,
                              https_port=https_port, archive_dir=images.path.parent)
+            progress("starting the sandbox's ACME server")
+            acme_server = acme.up(info.name)
             root, password_file = sandbox_env.default_environment_paths(info)
             written = sandbox_env.write_sandbox_environment(
-                root, info, password_file, app_dir, preload_archives=[images.server_path]
+                root, info, password_file, app_dir, preload_archives=[images.server_path], acme=acme_server
             )
     except StagectlError as exc:
         _fail(exc)
     console.print(f"sandbox '{info.name}' {info.action}: ssh on 127.0.0.1:{info.ssh_port}, "
                   f"http 127.0.0.1:{info.http_port}, https 127.0.0.1:{info.https_port}", markup=False)
     console.print(f"environment: {root}  (vault password file: {password_file})", markup=False)
+    console.print(f"certificates: from the sandbox's ACME server (pebble) at {acme_server.directory}", markup=False)
     for component in written.disabled:
         console.print(f"left out: {component.service} ({component.image}): {component.reason}", markup=False)
     target = sandbox_env.bootstrap_target(info)
@@ -543,10 +546,11 @@ def sandbox_down(
     remove_data: Annotated[bool, typer.Option("--remove-data", help="Also delete its Docker volume.")] = False,
 ) -> None:
     """Stop and remove the sandbox (its Docker data volume is kept unless --remove-data)."""
-    from stagectl.sandbox import server
+    from stagectl.sandbox import acme, server
 
     try:
         result = server.down(name, remove_data=remove_data)
+        acme.down(name)
     except StagectlError as exc:
         _fail(exc)
     volume = "removed" if result.volume_removed else "kept (use --remove-data to delete it)"
@@ -865,6 +869,78 @@ def backup_restore(
     console.print(f"backup restore of {project} [bold red]FAILED[/] in {report.seconds:.1f}s: see the "
                   "messages above (the previous database is put back on failure)", markup=True)
     raise typer.Exit(code=1)
+
+
+# --- certs: the certificates of the server's public names ---------------------------------------
+certs_app = typer.Typer(help="Certificates of the server's public names: status and renewal.", no_args_is_help=True)
+app.add_typer(certs_app, name="certs")
+
+
+@certs_app.command("status")
+def certs_status(env: EnvDir = Path("."), vault_password_file: VaultFile = None) -> None:
+    """Per public name: who issued its certificate, when it expires, days left (read from the
+    server). Changes nothing; exit 1 when a name has no certificate or fewer than 20 days left."""
+    from stagectl import certs
+
+    console = _console()
+    try:
+        report = _run_with_progress(
+            console, "reading the certificates",
+            lambda progress: certs.run_certs_status(env, _vault_file(env, vault_password_file), progress),
+        )
+    except StagectlError as exc:
+        _fail(exc)
+    # One plain line per name: names and issuers are never cropped to the terminal's width.
+    for cert in report:
+        days = cert.days_left
+        left = "-" if days is None else f"{days:.0f} days left"
+        expires = cert.not_after.strftime("%Y-%m-%d %H:%M UTC") if cert.not_after else "-"
+        console.print(
+            f"{cert.host}  {cert.name}  {cert.kind}  issuer: {cert.issuer or '-'}  expires: {expires}  "
+            f"({left})  serial: {cert.serial or '-'}" + (f"  error: {cert.error}" if cert.error else ""),
+            style=None if cert.ok else "bold red", markup=False,
+        )
+    for error in report.errors:
+        console.print(f"[bold red]error:[/] {escape(error)}", markup=True)
+    verdict = "[bold green]all well[/]" if report.ok else "[bold red]needs attention[/]"
+    console.print(f"certificates {verdict} ({len(report)} names, {report.seconds:.1f}s)")
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
+@certs_app.command("renew")
+def certs_renew(
+    env: EnvDir = Path("."),
+    vault_password_file: VaultFile = None,
+    name: Annotated[list[str] | None, typer.Option("--name", help="Renew only this name (repeatable).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Renew even when not due (certbot --force-renewal).")] = False,
+) -> None:
+    """certbot renews the certificates that are due (all with --force); its deploy hook tests the
+    main nginx's configuration and reloads it. Exit 1 when a renewal failed."""
+    from stagectl import certs
+
+    console = _console()
+    try:
+        report = _run_with_progress(
+            console, "renewing certificates",
+            lambda progress: certs.run_certs_renew(
+                env, _vault_file(env, vault_password_file), name or [], force=force, on_progress=progress
+            ),
+        )
+    except StagectlError as exc:
+        _fail(exc)
+    words = {"renewed": "renewed, nginx reloaded", "not-due": "not due yet (--force renews anyway)",
+             "failed": "FAILED"}
+    for outcome in report:
+        console.print(f"{outcome.host}: {outcome.name}: {words[outcome.result]}", markup=False)
+        if outcome.detail:
+            console.print(f"  certbot: {outcome.detail}", markup=False)
+    for error in report.errors:
+        console.print(f"[bold red]error:[/] {escape(error)}", markup=True)
+    if not report.ok:
+        console.print("[bold red]renewal failed[/]: the current certificates keep serving", markup=True)
+        raise typer.Exit(code=1)
+    console.print(f"renewal done ({report.seconds:.1f}s)", markup=False)
 
 
 def _raise_interrupted(signum: int, _frame: object) -> None:

@@ -11,7 +11,7 @@ import re
 import shlex
 from typing import Any
 
-from stagectl.model import Environment, Project, sftp_target
+from stagectl.model import LETSENCRYPT_DIRECTORY, Environment, Project, sftp_target
 
 # A Procfile line is a shell command line: one that uses the shell (variables, operators,
 # redirections, globs) is run by `sh -c`; a plain one is exec'd as its words, so the process gets
@@ -151,6 +151,16 @@ def derive(env: Environment) -> dict[str, Any]:
             # ACME HTTP-01 webroot of the monitoring domains (projects use their own ssl/ dir).
             "shared_webroot": f"{settings.paths.shared}/nginx/acme",
             "live_dir": "/etc/letsencrypt/live",
+            # Only Let's Encrypt production chains verify against public roots (its staging
+            # directory and private ACME servers issue from roots nobody trusts by default).
+            "publicly_trusted": env.staging.certificates.provider == "letsencrypt"
+            and env.staging.certificates.acme_directory == LETSENCRYPT_DIRECTORY,
+            # Where certbot answers each name's HTTP-01 challenge: the webroot the main nginx
+            # serves under /.well-known/acme-challenge/ for it.
+            "webroots": {
+                **{p["domain"]: p["dirs"]["ssl"] for p in projects},
+                **dict.fromkeys(monitoring_domains.values(), f"{settings.paths.shared}/nginx/acme"),
+            },
         },
         "backups": {
             **settings.backups.model_dump(),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import io
 import os
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -342,9 +343,17 @@ def mask_secrets(problems: list[Problem], secrets: set[str]) -> list[Problem]:
 SPECIAL_USE_TLDS = frozenset({"test", "example", "invalid", "localhost", "local", "internal"})
 
 
+#: Let's Encrypt's ACME hosts (production and staging), which refuse special-use names.
+LETSENCRYPT_HOSTS = frozenset({"acme-v02.api.letsencrypt.org", "acme-staging-v02.api.letsencrypt.org"})
+
+
 def certificate_problems(env: Environment) -> list[Problem]:
-    """Let's Encrypt refuses special-use names: found here instead of by certbot on the server."""
-    if env.staging.certificates.provider != "letsencrypt":
+    """Let's Encrypt refuses special-use names: found here instead of by certbot on the server.
+    A private ACME server (another `acme_directory`) may issue for any name it resolves."""
+    certificates = env.staging.certificates
+    if certificates.provider != "letsencrypt" or urllib.parse.urlsplit(
+        certificates.acme_directory
+    ).hostname not in LETSENCRYPT_HOSTS:
         return []
     domains = [env.server_domain, *(p.domain for p in env.projects)]
     special = [d for d in domains if d.rsplit(".", 1)[-1] in SPECIAL_USE_TLDS]
@@ -354,7 +363,8 @@ def certificate_problems(env: Environment) -> list[Problem]:
         STAGING_VARS, "certificates.provider",
         f"letsencrypt cannot issue certificates for {', '.join(special)} (a special-use domain "
         "no public CA serves)",
-        "set certificates.provider: selfsigned, or use public domain names",
+        "set certificates.provider: selfsigned, use public domain names, or point "
+        "certificates.acme_directory at a private ACME server",
     )]
 
 

@@ -700,10 +700,20 @@ class Monitoring(Strict):
     )
 
 
+#: Let's Encrypt's production ACME directory: the only one whose certificates browsers (and the
+#: blackbox probes) trust.
+LETSENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory"
+
+
 class Certificates(Strict):
     provider: Literal["letsencrypt", "selfsigned"] = "letsencrypt"
     email: Annotated[str, AfterValidator(_email_addresses)] | None = None
-    acme_directory: WebhookUrl = "https://acme-v02.api.letsencrypt.org/directory"
+    acme_directory: WebhookUrl = LETSENCRYPT_DIRECTORY
+    acme_ca_bundle: Annotated[str, AfterValidator(_absolute_file)] | None = Field(
+        default=None,
+        description="CA bundle on the server that certbot trusts for the ACME directory's HTTPS "
+        "(a private ACME server); empty: the system's CAs, as for Let's Encrypt",
+    )
 
 
 class StagingSettings(Strict):

@@ -22,7 +22,7 @@ import pytest
 
 from stagectl.deploy import bootstrap, deploy
 from stagectl.runner import RunResult
-from stagectl.sandbox import alert_sink, archive, server
+from stagectl.sandbox import acme, alert_sink, archive, server
 from stagectl.sandbox.environment import bootstrap_target, write_sandbox_environment
 from stagectl.sandbox.images.builder import docker_available
 from stagectl.sandbox.server import SandboxInfo
@@ -38,6 +38,8 @@ class Deployed:
     root: Path
     vault_password_file: Path
     first_deploy: RunResult
+    #: The sandbox's ACME server, which issued the certificates of the first deploy.
+    acme: acme.AcmeServer
     timings: dict[str, float] = field(default_factory=dict)
 
     def sh(self, script: str, *, check: bool = True, timeout: float = 120, stdin: str | None = None) -> str:
@@ -90,9 +92,13 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
         info = server.up(name, 0, state_dir=state, http_port=0, https_port=0, archive_dir=images.path.parent)
         timings["sandbox up"] = time.monotonic() - started
 
+        started = time.monotonic()
+        acme_server = acme.up(name)
+        timings["ACME server up"] = time.monotonic() - started
+
         root, password_file = state / "environment", state / "vault-pass"
         written = write_sandbox_environment(
-            root, info, password_file, DEMO_APP, preload_archives=[images.server_path]
+            root, info, password_file, DEMO_APP, preload_archives=[images.server_path], acme=acme_server
         )
         target = bootstrap_target(info)
 
@@ -108,9 +114,13 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
         alert_sink.start(info.name, written.python_image)
 
         yield Deployed(info=info, root=root, vault_password_file=password_file, first_deploy=first,
-                       timings=timings)
+                       acme=acme_server, timings=timings)
     finally:
         print("\nend-to-end timings: " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
+        try:
+            acme.down(name)
+        except Exception as exc:  # noqa: BLE001 - cleanup must not hide the test's own failure
+            print(f"could not remove the ACME server of sandbox {name}: {exc}")
         try:
             server.down(name, remove_data=True)
         except Exception as exc:  # noqa: BLE001 - cleanup must not hide the test's own failure

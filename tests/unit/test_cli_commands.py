@@ -65,6 +65,12 @@ CASES: list[tuple[str, list[str], str]] = [
     # No terminal to confirm on (CliRunner's stdin is not one): refused, --yes named.
     ("backup restore", ["backup", "restore", "--project", "beryl3", "--env", "ENV", "--vault-password-file", "KEY"],
      "pass --yes"),
+
+    ("certs status", ["certs", "status", "--env", "MISSING", "--vault-password-file", "KEY"], MISSING_ENV),
+    ("certs renew", ["certs", "renew", "--env", "MISSING", "--vault-password-file", "KEY"], MISSING_ENV),
+    ("certs renew",
+     ["certs", "renew", "--name", "nope.example.org", "--env", "ENV", "--vault-password-file", "KEY"],
+     "nope.example.org: not a public name of this server"),
     ("sandbox up", ["sandbox", "up", "--demo-app", "MISSING"], "no Django app at"),
     ("sandbox status", ["sandbox", "status", "--name", "bad/name"], "'bad/name' is not a valid sandbox name"),
     ("sandbox down", ["sandbox", "down", "--name", "bad/name"], "'bad/name' is not a valid sandbox name"),

@@ -56,7 +56,8 @@ def inspect(kind: str, name: str) -> dict[str, Any] | None:
     """`docker <kind> inspect NAME` as a dict, or None when there is no such object."""
     proc = run(kind, "inspect", name, check=False, timeout=30)
     if proc.returncode != 0:
-        if "No such" in proc.stderr or "no such" in proc.stderr:
+        # Containers and volumes say "No such ...", networks "network NAME not found".
+        if "No such" in proc.stderr or "no such" in proc.stderr or " not found" in proc.stderr:
             return None
         if "Cannot connect to the Docker daemon" in proc.stderr:
             raise DockerUnavailable(proc.stderr.strip())

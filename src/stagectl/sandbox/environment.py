@@ -11,7 +11,9 @@ What differs from `stagectl init`'s example, and why:
   `app:` entry (DEMO_APP), what `stagectl project add` would detect in it;
 * every image setting points at a local stand-in (no registry is reachable), loaded from the
   archive listed in `docker.preload_archives`; services without a stand-in are disabled;
-* `certificates.provider: selfsigned` (no ACME server reaches a sandbox);
+* certificates from the sandbox's own ACME server when one runs (`stagectl.sandbox.acme`:
+  `certificates.acme_directory` and `acme_ca_bundle` point at it, provider `letsencrypt`), else
+  `certificates.provider: selfsigned` (Let's Encrypt never reaches a sandbox);
 * `monitoring.probe_hosts`: every public name probed at the sandbox itself (`.test` never
   resolves), and `alerting.webhook_urls`: the sandbox's own receiver (`alert_sink`).
 """
@@ -30,6 +32,7 @@ from stagectl.environment import ALL_VARS, INVENTORY, STAGING_VARS, VAULT, load_
 from stagectl.example import example_inventory
 from stagectl.model import GlobalSettings, ProjectImages, StagingSettings
 from stagectl.sandbox import alert_sink
+from stagectl.sandbox.acme import AcmeServer
 from stagectl.sandbox.archive import SERVER_ARCHIVE_DIR
 from stagectl.sandbox.errors import SandboxEnvironmentError
 from stagectl.sandbox.images.builder import NO_STANDIN, ImageBuilder, find_standin
@@ -236,12 +239,18 @@ def _public_domains(inventory: dict[str, Any]) -> list[str]:
     return [*projects, *monitoring_domains_of(SANDBOX_DOMAIN).values()]
 
 
-def sandbox_staging_settings(domains: Sequence[str] = ()) -> dict[str, Any]:
-    """group_vars/staging.yml: self-signed certificates; the blackbox probes sent to the sandbox
-    itself (`host-gateway`: where the main nginx publishes 443), since `.test` names resolve
-    nowhere; alerts to the sandbox's own webhook receiver."""
+def sandbox_staging_settings(domains: Sequence[str] = (), acme: AcmeServer | None = None) -> dict[str, Any]:
+    """group_vars/staging.yml: certificates from the sandbox's ACME server (self-signed without
+    one); the blackbox probes sent to the sandbox itself (`host-gateway`: where the main nginx
+    publishes 443), since `.test` names resolve nowhere; alerts to the sandbox's own webhook
+    receiver."""
     data = StagingSettings().model_dump(exclude_none=True)
-    data["certificates"]["provider"] = "selfsigned"
+    if acme is None:
+        data["certificates"]["provider"] = "selfsigned"
+    else:
+        data["certificates"].update(
+            provider="letsencrypt", acme_directory=acme.directory, acme_ca_bundle=acme.ca_bundle
+        )
     data["monitoring"]["probe_hosts"] = {domain: "host-gateway" for domain in domains}
     # The receiver the sandbox runs itself (stagectl.sandbox.alert_sink).
     data["alerting"]["webhook_urls"] = [alert_sink.URL]
@@ -310,11 +319,13 @@ def write_sandbox_environment(
     *,
     preload_archives: Sequence[str],
     builder: ImageBuilder | None = None,
+    acme: AcmeServer | None = None,
 ) -> SandboxEnvironment:
     """Write (or rewrite) the sandbox's environment directory and validate it with the model.
 
     `preload_archives` are paths inside the server (`ImageArchive.server_path`) of archives in
-    `info.archive_dir`, the directory the sandbox mounts. Raises
+    `info.archive_dir`, the directory the sandbox mounts. `acme`: the sandbox's ACME server
+    (`stagectl.sandbox.acme.up`), which then issues the certificates. Raises
     EnvironmentInvalid if the result does not validate (a bug here, not a user mistake)."""
     root = Path(root).expanduser().resolve()
     vault_password_file = Path(vault_password_file).expanduser().resolve()
@@ -346,7 +357,7 @@ def write_sandbox_environment(
         ),
         _write(
             root / STAGING_VARS,
-            _header(info, "Settings") + _dump(sandbox_staging_settings(_public_domains(inventory))),
+            _header(info, "Settings") + _dump(sandbox_staging_settings(_public_domains(inventory), acme)),
         ),
         root / VAULT,
         _write(root / "ansible.cfg", ansible_cfg(vault_password_file)),

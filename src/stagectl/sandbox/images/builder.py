@@ -41,6 +41,7 @@ __all__ = [
     "BASES",
     "IMAGES",
     "NO_STANDIN",
+    "SANDBOX_ACME",
     "SANDBOX_RUN_OPTIONS",
     "SANDBOX_SERVER",
     "STANDINS",
@@ -221,7 +222,16 @@ SANDBOX_SERVER = ImageSpec(
     "Debian 13 + systemd, sshd, sudo, python3",
 )
 
-IMAGES: tuple[ImageSpec, ...] = (*STANDINS, SANDBOX_SERVER)
+#: The sandbox's ACME server (not a stand-in: production talks to Let's Encrypt itself).
+SANDBOX_ACME = ImageSpec(
+    "pebble",
+    "stagectl-sandbox/pebble",
+    "base:trixie",
+    None,
+    "Debian pebble + pebble-challtestsrv: an ACME server and its DNS for the sandbox",
+)
+
+IMAGES: tuple[ImageSpec, ...] = (*STANDINS, SANDBOX_SERVER, SANDBOX_ACME)
 
 #: ``docker run`` options under which the sandbox server boots systemd on the test bed
 #: (``--privileged`` fails there). Add a volume on /var/lib/docker (so the

@@ -1,0 +1,167 @@
+"""Certificates from an ACME server, end to end: the shared sandbox's deploy got every public name
+its certificate from the sandbox's pebble by HTTP-01 through the main nginx (certbot, provider
+letsencrypt), nginx serves it with a chain that verifies against pebble's root, and a renewal
+replaces it.
+
+The TLS handshakes go to the sandbox's HTTPS port on 127.0.0.1 with each name as SNI.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import ssl
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from typer.testing import CliRunner
+
+from stagectl.cli import app
+from stagectl.derived import derive
+from stagectl.environment import load_environment
+from stagectl.sandbox import acme
+from tests.deploy.conftest import Deployed
+
+LIVE = "/etc/letsencrypt/live"
+
+
+def _model(deployed: Deployed) -> dict[str, Any]:
+    loaded = load_environment(deployed.root, vault_password_file=deployed.vault_password_file, allocate=False)
+    return derive(loaded.env)
+
+
+def public_names(deployed: Deployed) -> list[str]:
+    return sorted({record["name"] for record in _model(deployed)["dns_records"]})
+
+
+def https_names(deployed: Deployed) -> list[str]:
+    """The names the main nginx has an HTTPS server for: Grafana's only when Grafana runs (the
+    sandbox has no Grafana; its name still gets a certificate, for when it does)."""
+    model = _model(deployed)
+    grafana = model["monitoring_domains"]["grafana"]
+    return [n for n in public_names(deployed) if n != grafana or model["shared"]["grafana"]["enabled"]]
+
+
+def on_disk(deployed: Deployed, name: str) -> x509.Certificate:
+    """The certificate of certbot's live directory for NAME (the leaf: first of the chain)."""
+    return x509.load_pem_x509_certificate(deployed.sh(f"cat {LIVE}/{name}/fullchain.pem").encode())
+
+
+def served(deployed: Deployed, name: str, root_pem: str) -> x509.Certificate:
+    """The certificate nginx serves for NAME; the handshake fails unless the chain nginx sends
+    verifies against ROOT_PEM and the certificate is for NAME."""
+    context = ssl.create_default_context(cadata=root_pem)
+    with (
+        socket.create_connection(("127.0.0.1", deployed.info.https_port), timeout=10) as sock,
+        context.wrap_socket(sock, server_hostname=name) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der)
+
+
+def certs_cli(deployed: Deployed, *args: str) -> tuple[int, str]:
+    env = ["--env", str(deployed.root), "--vault-password-file", str(deployed.vault_password_file)]
+    result = CliRunner().invoke(app, ["certs", *args, *env])
+    return result.exit_code, result.output
+
+
+def issuer(cert: x509.Certificate) -> str:
+    return str(cert.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
+
+
+@pytest.fixture(scope="module")
+def pebble_root(deployed: Deployed) -> str:
+    return acme.root_ca(deployed.info.name)
+
+
+def test_every_public_name_has_a_certificate_from_the_acme_server(deployed: Deployed, pebble_root: str) -> None:
+    names = public_names(deployed)
+    assert len(names) == 5  # two projects, three monitoring names
+    for name in names:
+        cert = on_disk(deployed, name)
+        assert issuer(cert).startswith("Pebble Intermediate CA"), (name, issuer(cert))
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert san.get_values_for_type(x509.DNSName) == [name]
+    # certbot's lineages (live/ links into archive/), no placeholder left anywhere.
+    listing = deployed.sh(
+        f"for n in {' '.join(names)}; do readlink {LIVE}/$n/fullchain.pem; "
+        "test -f /etc/letsencrypt/renewal/$n.conf; done; "
+        f"find {LIVE} /etc/letsencrypt/stagectl-placeholders -name STAGECTL-PLACEHOLDER"
+    )
+    links = listing.split()
+    assert len(links) == len(names), listing
+    for name, link in zip(names, links, strict=True):
+        assert re.fullmatch(rf"\.\./\.\./archive/{re.escape(name)}/fullchain\d+\.pem", link), link
+
+
+def test_nginx_serves_them_with_a_chain_that_verifies_against_the_acme_servers_root(
+    deployed: Deployed, pebble_root: str
+) -> None:
+    served_names = https_names(deployed)
+    assert len(served_names) >= 4, served_names
+    for name in served_names:
+        assert served(deployed, name, pebble_root).serial_number == on_disk(deployed, name).serial_number, name
+
+
+def test_renewal_runs_from_a_timer_with_the_nginx_reload_hook(deployed: Deployed) -> None:
+    state = deployed.sh(
+        "systemctl is-enabled stagectl-certbot-renew.timer; systemctl is-active stagectl-certbot-renew.timer; "
+        "systemctl is-enabled certbot.timer || true; "
+        "test -x /etc/letsencrypt/renewal-hooks/deploy/stagectl-reload-nginx && echo hook; "
+        "systemctl show -P Environment stagectl-certbot-renew.service"
+    )
+    assert state.split() == [
+        "enabled", "active", "disabled", "hook", f"REQUESTS_CA_BUNDLE={acme.SERVER_CA_BUNDLE}",
+    ]  # fmt: skip
+
+
+def test_certs_status_lists_every_name_with_its_issuer_and_days_left(deployed: Deployed) -> None:
+    code, output = certs_cli(deployed, "status")
+    assert code == 0, output
+    rows = [line for line in output.splitlines() if ".sandbox.test" in line]
+    assert len(rows) == 5, output
+    for name in public_names(deployed):
+        row = next(r for r in rows if f"sandbox  {name}  " in r)
+        assert "  certbot  issuer: Pebble Intermediate CA" in row, row
+        assert f"serial: {on_disk(deployed, name).serial_number}" in row, row
+    assert "certificates all well (5 names" in output
+
+
+def test_forced_renewal_replaces_the_certificate_nginx_serves(deployed: Deployed, pebble_root: str) -> None:
+    name = "beryl3.sandbox.test"
+    before = served(deployed, name, pebble_root)
+    link = f"readlink {LIVE}/{name}/fullchain.pem"
+    version = int(re.sub(r"\D", "", deployed.sh(link).rsplit("/", 1)[1]))
+    code, output = certs_cli(deployed, "renew", "--name", name, "--force")
+    assert code == 0, output
+    assert f"sandbox: {name}: renewed, nginx reloaded" in output
+    after = served(deployed, name, pebble_root)
+    assert after.serial_number != before.serial_number
+    assert issuer(after).startswith("Pebble Intermediate CA")
+    assert deployed.sh(link).strip() == f"../../archive/{name}/fullchain{version + 1}.pem"
+    assert after.serial_number == on_disk(deployed, name).serial_number
+    # Not due: a plain renewal leaves every certificate alone.
+    code, output = certs_cli(deployed, "renew", "--name", name)
+    assert code == 0 and f"sandbox: {name}: not due yet" in output, output
+    assert served(deployed, name, pebble_root).serial_number == after.serial_number
+
+
+def test_a_refused_renewal_names_the_domain_and_keeps_the_certificate_serving(
+    deployed: Deployed, pebble_root: str
+) -> None:
+    name = "project2.sandbox.test"
+    before = served(deployed, name, pebble_root)
+    acme.refuse(deployed.info.name, name)
+    try:
+        code, output = certs_cli(deployed, "renew", "--name", name, "--force")
+    finally:
+        acme.accept(deployed.info.name, name)
+    assert code == 1, output
+    assert f"sandbox: {name}: FAILED" in output
+    # certbot's reason, as the ACME server gave it.
+    assert "certbot: " in output and name in output.split("certbot: ", 1)[1], output
+    assert "the current certificates keep serving" in output
+    assert served(deployed, name, pebble_root).serial_number == before.serial_number
