@@ -271,9 +271,27 @@ def test_plan_renders_byte_for_byte_what_landed(hardened: Server) -> None:
     run = render(hardened.ws, out, keep_host=True)
     assert run.returncode == 0, run.explain()
     for path in ("/etc/docker/daemon.json", "/etc/ssh/sshd_config.d/10-stagectl.conf",
-                 "/etc/fail2ban/jail.d/stagectl.local"):
+                 "/etc/fail2ban/jail.d/stagectl.local", "/etc/systemd/journald.conf.d/50-stagectl.conf",
+                 "/etc/systemd/system/stagectl-docker-prune.service",
+                 "/etc/systemd/system/stagectl-docker-prune.timer"):
         on_server = hardened.sandbox.sh(f"cat {path}").stdout
         assert (out / HOST / path.lstrip("/")).read_text() == on_server, path
+
+
+def test_maintenance_bounds_the_journal_and_prunes_docker(hardened: Server,
+                                                          sandbox_images: dict[str, str]) -> None:
+    sh, base = hardened.sandbox.sh, sandbox_images["base"]  # preloaded by common
+    assert "SystemMaxUse=1G" in sh("systemd-analyze cat-config systemd/journald.conf").stdout
+    assert sh("systemctl is-enabled stagectl-docker-prune.timer").stdout.strip() == "enabled"
+    assert sh("systemctl is-active stagectl-docker-prune.timer").stdout.strip() == "active"
+    # A dangling image (a tag moved away from it) goes; the tagged one it was built on stays.
+    sh(f"printf 'FROM {base}\\nLABEL stagectl.test=dangling\\n' | docker build -q -t prune-probe - "
+       f"&& docker tag {base} prune-probe")
+    assert sh("docker images -q --filter dangling=true --filter label=stagectl.test=dangling").stdout.strip()
+    sh("systemctl start stagectl-docker-prune.service", timeout=300)
+    assert not sh("docker images -q --filter dangling=true --filter label=stagectl.test=dangling").stdout.strip()
+    assert sh(f"docker images -q {base}").stdout.strip()
+    sh("docker rmi prune-probe")
 
 
 def test_ansible_user_is_not_in_the_docker_group(hardened: Server) -> None:
