@@ -57,6 +57,19 @@ def python_version_notes(env: Environment) -> list[str]:
     return notes
 
 
+def alerting_notes(env: Environment) -> list[str]:
+    """Alerting that reaches nobody: Alertmanager runs, but no e-mail address or webhook is set."""
+    alerting = env.staging.alerting
+    if alerting.email_to or alerting.webhook_urls:
+        return []
+    note = (
+        "alerting: no receiver is configured (alerting.email_to and alerting.webhook_urls in "
+        "group_vars/staging.yml are empty): alerts fire but reach nobody. Set alerting.email_to "
+        "(with alerting.smarthost) or add a webhook URL"
+    )
+    return [note]
+
+
 def _identifier(name: str) -> str:
     """A project name as a PostgreSQL identifier: '-' is not allowed unquoted there."""
     return name.replace("-", "_")

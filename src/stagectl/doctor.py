@@ -456,7 +456,7 @@ def judge_ssh(host: str, findings: Findings, key_state: KeyState | None = None) 
 
 def _python_install(family: str, conn: Connection) -> str:
     installs = {
-        "Archlinux": conn.ssh("sudo pacman -Sy python --noconfirm"),
+        "Archlinux": conn.ssh("sudo pacman -Syu --needed python --noconfirm"),
         "Debian": conn.ssh("sudo apt-get install -y python3"),
     }
     if family in installs:

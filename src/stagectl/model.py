@@ -637,9 +637,60 @@ class Docker(Strict):
     )
 
 
+def _ban_duration(value: str) -> str:
+    if value.endswith("ms"):
+        raise ValueError(f"'{value}' is too short to ban anyone: write seconds or more, e.g. 10m, 1h")
+    return value
+
+
+def _network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(
+            f"'{value}' is not an IP address or network: write e.g. 203.0.113.7 or 198.51.100.0/24"
+        ) from None
+    return value
+
+
+def _group_name(value: str) -> str:
+    if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", value):
+        raise ValueError(
+            f"'{value}' is not a Unix group name: write lowercase letters, digits, '_' and '-', "
+            "starting with a letter or '_', at most 32 characters, e.g. ssh-users"
+        )
+    return value
+
+
+BanDuration = Annotated[Duration, AfterValidator(_ban_duration)]
+Network = Annotated[str, AfterValidator(_network)]
+
+
+class Fail2ban(Strict):
+    """Bans addresses that keep failing SSH logins (fail2ban's sshd jail)."""
+
+    enabled: bool = True
+    max_retry: Annotated[int, Field(ge=1, le=1000)] = 5
+    find_time: BanDuration = "10m"
+    ban_time: BanDuration = "1h"
+    ignore_addresses: list[Network] = Field(
+        default_factory=list,
+        description="addresses never banned besides the server's own (e.g. the office's)",
+    )
+
+
 class Security(Strict):
     ssh_port: Port = 22
     public_ports: list[Port] = Field(default_factory=lambda: [22, 80, 443])
+    ssh_rate_limit: bool = Field(
+        default=True,
+        description="ufw limit on the SSH port: an address opening 6 connections in 30 s is refused",
+    )
+    ssh_allow_group: Annotated[str, AfterValidator(_group_name)] = Field(
+        default="ssh-users",
+        description="only members log in over SSH; the key login user is made a member",
+    )
+    fail2ban: Fail2ban = Field(default_factory=Fail2ban)
 
     @model_validator(mode="after")
     def _ssh_stays_open(self) -> Security:

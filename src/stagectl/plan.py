@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from stagectl import yamlfile
-from stagectl.derived import python_version_notes
+from stagectl.derived import alerting_notes, python_version_notes
 from stagectl.environment import (
     ALLOCATE_PORTS_ENV,
     INVENTORY,
@@ -133,5 +133,5 @@ def plan(
         allocated=loaded.allocated,
         render_seconds=rendered - started,
         check_seconds=time.monotonic() - rendered,
-        notes=python_version_notes(loaded.env),
+        notes=python_version_notes(loaded.env) + alerting_notes(loaded.env),
     )

@@ -21,7 +21,7 @@ KNOWN_PROBLEMS: tuple[KnownProblem, ...] = (
         re.compile(r"module interpreter '.*python3?' was not found|/usr/bin/python3?: (not found|No such file)", re.IGNORECASE),
         "the server has no Python, which Ansible's modules need",
         "run `stagectl bootstrap --as root@HOST` (it installs Python with pacman or apt), or on the "
-        "server: pacman -Sy python --noconfirm (Arch) / apt-get install -y python3 (Debian)",
+        "server: pacman -Syu --needed python --noconfirm (Arch) / apt-get install -y python3 (Debian)",
     ),
     KnownProblem(
         re.compile(r"Permission denied \(publickey", re.IGNORECASE),

@@ -290,7 +290,7 @@ def test_missing_python_on_arch_gets_the_pacman_fix(expect: Expectations) -> Non
     python = results["python"]
     assert python.status == "failed"
     assert "The module interpreter '/usr/bin/python3' was not found" in python.detail
-    assert 'ansible@127.0.0.1 "sudo pacman -Sy python --noconfirm"' in python.fix
+    assert 'ansible@127.0.0.1 "sudo pacman -Syu --needed python --noconfirm"' in python.fix
     assert "apt-get" not in python.fix
     # Only the Prometheus query is a module; every other probe is raw and still judged.
     assert results["prometheus targets"].detail == "needs Python on the server"

@@ -139,6 +139,11 @@ def set_host(env_root: Path, port: int, private_key: Path) -> None:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
+def bridge_gateway() -> str:
+    """The address this machine's connections to a container on Docker's default bridge come from."""
+    return docker("network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}").stdout.strip()
+
+
 def set_global(env_root: Path, section: str, key: str, value: object) -> None:
     """One setting of group_vars/all.yml (validated by the vars plugin on the next run)."""
     path = env_root / ALL_VARS

@@ -17,6 +17,7 @@ its address on this machine's Docker bridge.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,7 +28,16 @@ import pytest
 from stagectl import collection
 
 from .conftest import Timings, Workspace, new_workspace
-from .sandbox import PlaybookRun, Sandbox, docker, http_get, run_playbook, set_global, set_host
+from .sandbox import (
+    PlaybookRun,
+    Sandbox,
+    bridge_gateway,
+    docker,
+    http_get,
+    run_playbook,
+    set_global,
+    set_host,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -87,6 +97,11 @@ def server(sandbox_images: dict[str, str], tmp_path_factory: pytest.TempPathFact
         sandbox.wait_for_ssh("root", ws.root_key)
         timings.add("sandbox server: start, boot systemd, root SSH", time.monotonic() - start)
         set_host(ws.env_root, sandbox.port, ws.ansible_key)
+        # Every connection of these tests reaches the server from the bridge's gateway: neither
+        # ufw's rate limit nor fail2ban may shut them out mid-run. Both are proven by tests of
+        # their own (test_fail2ban_bans_..., test_ssh_moves_...).
+        set_global(ws.env_root, "security", "ssh_rate_limit", False)
+        set_global(ws.env_root, "security", "fail2ban", {"ignore_addresses": [bridge_gateway()]})
         yield Server(sandbox, ws, timings)
     finally:
         sandbox.remove()
@@ -240,9 +255,11 @@ def test_docker_and_compose_v2(hardened: Server) -> None:
     assert sh("systemctl is-active docker.service").stdout.strip() == "active"
     daemon = json.loads(sh("cat /etc/docker/daemon.json").stdout)
     assert daemon == {"live-restore": True, "log-driver": "json-file",
-                      "log-opts": {"max-file": "5", "max-size": "10m"}}
+                      "log-opts": {"max-file": "5", "max-size": "10m"},
+                      "no-new-privileges": True, "icc": False, "userland-proxy": False}
     info = json.loads(sh("docker info --format '{{json .}}'").stdout)
     assert info["LoggingDriver"] == "json-file" and info["LiveRestoreEnabled"] is True
+    assert "name=no-new-privileges" in info["SecurityOptions"], info["SecurityOptions"]
 
 
 def test_plan_renders_byte_for_byte_what_landed(hardened: Server) -> None:
@@ -253,9 +270,28 @@ def test_plan_renders_byte_for_byte_what_landed(hardened: Server) -> None:
     out = hardened.ws.root / "rendered"
     run = render(hardened.ws, out, keep_host=True)
     assert run.returncode == 0, run.explain()
-    for path in ("/etc/docker/daemon.json", "/etc/ssh/sshd_config.d/10-stagectl.conf"):
+    for path in ("/etc/docker/daemon.json", "/etc/ssh/sshd_config.d/10-stagectl.conf",
+                 "/etc/fail2ban/jail.d/stagectl.local", "/etc/systemd/journald.conf.d/50-stagectl.conf",
+                 "/etc/systemd/system/stagectl-docker-prune.service",
+                 "/etc/systemd/system/stagectl-docker-prune.timer"):
         on_server = hardened.sandbox.sh(f"cat {path}").stdout
         assert (out / HOST / path.lstrip("/")).read_text() == on_server, path
+
+
+def test_maintenance_bounds_the_journal_and_prunes_docker(hardened: Server,
+                                                          sandbox_images: dict[str, str]) -> None:
+    sh, base = hardened.sandbox.sh, sandbox_images["base"]  # preloaded by common
+    assert "SystemMaxUse=1G" in sh("systemd-analyze cat-config systemd/journald.conf").stdout
+    assert sh("systemctl is-enabled stagectl-docker-prune.timer").stdout.strip() == "enabled"
+    assert sh("systemctl is-active stagectl-docker-prune.timer").stdout.strip() == "active"
+    # A dangling image (a tag moved away from it) goes; the tagged one it was built on stays.
+    sh(f"printf 'FROM {base}\\nLABEL stagectl.test=dangling\\n' | docker build -q -t prune-probe - "
+       f"&& docker tag {base} prune-probe")
+    assert sh("docker images -q --filter dangling=true --filter label=stagectl.test=dangling").stdout.strip()
+    sh("systemctl start stagectl-docker-prune.service", timeout=300)
+    assert not sh("docker images -q --filter dangling=true --filter label=stagectl.test=dangling").stdout.strip()
+    assert sh(f"docker images -q {base}").stdout.strip()
+    sh("docker rmi prune-probe")
 
 
 def test_ansible_user_is_not_in_the_docker_group(hardened: Server) -> None:
@@ -308,7 +344,36 @@ def test_password_login_is_not_offered(hardened: Server) -> None:
 def test_sshd_effective_configuration(hardened: Server) -> None:
     effective = set(hardened.sandbox.sh("sshd -T").stdout.splitlines())
     assert {"passwordauthentication no", "kbdinteractiveauthentication no",
-            "permitrootlogin no", "pubkeyauthentication yes"} <= effective
+            "permitrootlogin no", "pubkeyauthentication yes", "maxauthtries 3", "port 22",
+            "allowgroups ssh-users"} <= effective
+    assert "ssh-users" in hardened.sandbox.sh("id -nG ansible").stdout.split()
+
+
+def test_fail2ban_bans_an_address_that_keeps_failing(hardened: Server,
+                                                     sandbox_images: dict[str, str]) -> None:
+    """A neighbour on the bridge (not the ignored gateway) guessing user names is banned."""
+    sh = hardened.sandbox.sh
+    assert sh("systemctl is-active fail2ban.service").stdout.strip() == "active"
+    attempts = (
+        "hostname -i; for i in 1 2 3 4 5 6; do timeout 10 ssh -o BatchMode=yes "
+        "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=3 "
+        f"nosuchuser@{hardened.sandbox.address} true 2>/dev/null; done; true"
+    )
+    neighbour = docker("run", "--rm", "--entrypoint", "bash", sandbox_images["server"], "-c", attempts,
+                       timeout=180).stdout.split()[0]
+    try:
+        deadline = time.monotonic() + 30
+        status = ""
+        while time.monotonic() < deadline:
+            status = sh("fail2ban-client status sshd").stdout
+            if neighbour in status:
+                break
+            time.sleep(1)
+        assert re.search(rf"Banned IP list:.*\b{re.escape(neighbour)}\b", status), status
+        # The gateway every test connects from is never banned.
+        assert bridge_gateway() not in status
+    finally:
+        sh(f"fail2ban-client set sshd unbanip {neighbour}", check=False)
 
 
 def test_ansible_still_logs_in_after_hardening(hardened: Server) -> None:
@@ -339,6 +404,8 @@ def test_published_container_ports_do_not_bypass_the_firewall(
             break
         time.sleep(0.5)
     assert inside.count("probe") == 2, inside
+    # The kernel forwards the published ports (daemon.json userland-proxy: false), no proxy process.
+    assert sandbox.sh("pgrep -x docker-proxy", check=False).returncode == 1
     hardened.timings.add("firewall probe: start the container", time.monotonic() - start)
 
     assert "probe" in (http_get(sandbox.address, 80) or ""), "port 80 should be open to the outside"
@@ -403,3 +470,36 @@ def test_firewall_docker_and_hardening_survive_a_reboot(check_run: PlaybookRun,
     assert http_get(sandbox.address, PROBE_PORT) is None
     result = sandbox.ssh("root", hardened.ws.root_key, "true")
     assert result.returncode == 255 and "Permission denied" in result.stderr, result.stderr
+
+
+def test_ssh_moves_to_another_port_without_lockout(check_run: PlaybookRun, hardened: Server) -> None:
+    """security.ssh_port 22 -> 2200 over a connection that came in on 22: sshd and the firewall
+    keep 22 until a run comes in over the new port. Moving back closes 2200 again. Last in this
+    module: it leaves ufw's rate limit on."""
+    env, sh = hardened.ws.env_root, hardened.sandbox.sh
+    set_host(env, hardened.sandbox.port, hardened.ws.ansible_key)  # the reboot may have moved it
+    set_global(env, "security", "ssh_rate_limit", True)
+    set_global(env, "security", "ssh_port", 2200)
+    set_global(env, "security", "public_ports", [2200, 80, 443])
+    run = hardened.play("common + security, SSH moved to 2200", COMMON_SECURITY)
+    assert_ok(run)
+    assert "this run reached sshd on port 22, but security.ssh_port is 2200" in run.output
+    listening = sh("ss -Hltnp | grep sshd").stdout
+    assert re.search(r":2200\b", listening) and re.search(r":22\b", listening), listening
+    banner = sh("timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/2200; head -c 8 <&3'").stdout
+    assert banner == "SSH-2.0-", banner
+    rules = sh("ufw status").stdout
+    assert re.search(r"^2200/tcp +LIMIT +Anywhere", rules, re.MULTILINE), rules
+    assert re.search(r"^22/tcp +LIMIT +Anywhere", rules, re.MULTILINE), rules
+    assert hardened.ssh_ansible("true").returncode == 0
+
+    set_global(env, "security", "ssh_port", 22)
+    set_global(env, "security", "public_ports", [22, 80, 443])
+    run = hardened.play("common + security, SSH back on 22", COMMON_SECURITY)
+    assert_ok(run)
+    assert not re.search(r":2200\b", sh("ss -Hltnp | grep sshd").stdout)
+    rules = sh("ufw status").stdout
+    assert "2200/tcp" not in rules, rules
+    assert re.search(r"^22/tcp +LIMIT +Anywhere", rules, re.MULTILINE), rules
+    assert sh("test -e /etc/ssh/sshd_config.d/09-stagectl-previous-port.conf", check=False).returncode != 0
+    assert hardened.ssh_ansible("true").returncode == 0

@@ -31,7 +31,8 @@ def test_arch_specifics() -> None:
     roles = collection.collection_root() / "roles"
     bootstrap = yaml.safe_load((roles / "bootstrap/vars/Archlinux.yml").read_text())
     assert bootstrap["__bootstrap_sudo_group"] == "wheel"  # as the troubleshooting guide expects
-    assert bootstrap["__bootstrap_python_install"].startswith("pacman -Sy --noconfirm")
+    # A refreshed database is always followed by the full upgrade (no partial upgrades).
+    assert bootstrap["__bootstrap_python_install"].startswith("pacman -Syu --noconfirm")
     common = yaml.safe_load((roles / "common/vars/Archlinux.yml").read_text())
     assert {"docker", "docker-compose", "python-requests"} <= set(
         common["__common_packages"] + common["__common_docker_packages"])

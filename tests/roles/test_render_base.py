@@ -29,11 +29,17 @@ def test_render_daemon_json_and_sshd_dropin(workspace: Workspace) -> None:
     host = first / "staging-server"
     daemon = json.loads((host / "etc/docker/daemon.json").read_text())
     assert daemon == {"live-restore": True, "log-driver": "json-file",
-                      "log-opts": {"max-file": "5", "max-size": "20m"}}
+                      "log-opts": {"max-file": "5", "max-size": "20m"},
+                      "no-new-privileges": True, "icc": False, "userland-proxy": False}
     dropin = (host / "etc/ssh/sshd_config.d/10-stagectl.conf").read_text()
     settings = [line for line in dropin.splitlines() if line and not line.startswith("#")]
-    assert settings == ["PasswordAuthentication no", "KbdInteractiveAuthentication no",
-                        "PermitRootLogin no", "PubkeyAuthentication yes"]
+    assert settings == ["Port 22", "AllowGroups ssh-users", "PasswordAuthentication no",
+                        "KbdInteractiveAuthentication no", "PermitRootLogin no",
+                        "PubkeyAuthentication yes", "MaxAuthTries 3"]
+    jail = (host / "etc/fail2ban/jail.d/stagectl.local").read_text()
+    assert "[sshd]\nenabled = true\nbackend = systemd\n" in jail
+    assert {"port = 22", "maxretry = 5", "findtime = 10m", "bantime = 1h",
+            "ignoreip = 127.0.0.1/8 ::1"} <= set(jail.splitlines())
     assert (first / ".manifest" / "staging-server-common.json").is_file()
     assert (first / ".manifest" / "staging-server-security.json").is_file()
     # Deterministic: a second render gives the same bytes.

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from stagectl.derived import alerting_notes
 from stagectl.environment import (
     ALL_VARS,
     INVENTORY,
@@ -218,3 +219,16 @@ def test_app_secret_without_a_vault_value_is_reported(example_env: EnvFixture) -
     data["vault_projects"]["beryl3"]["app_secrets"] = {"STRIPE_KEY": "sk_test_value"}
     write_vault(example_env.root / VAULT, data, password)
     load_environment(example_env.root, vault_password_file=example_env.vault_password_file)
+
+
+def test_alerting_without_a_receiver_is_noted(example_env: EnvFixture) -> None:
+    loaded = load_environment(example_env.root, vault_password_file=example_env.vault_password_file)
+    notes = alerting_notes(loaded.env)
+    assert len(notes) == 1 and "alerts fire but reach nobody" in notes[0], notes
+
+    def webhook(data: dict) -> None:  # type: ignore[type-arg]
+        data["alerting"]["webhook_urls"] = ["https://hooks.example.org/alertmanager"]
+
+    _edit_yaml(example_env.root / STAGING_VARS, webhook)
+    loaded = load_environment(example_env.root, vault_password_file=example_env.vault_password_file)
+    assert alerting_notes(loaded.env) == []

@@ -191,6 +191,8 @@ def _no_standin_reason(official: str) -> str:
 
 
 TESTBED_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+# Docker's default address pools for bridge networks (172.17.0.0/16 and the following /16s).
+DOCKER_ADDRESS_POOL = "172.16.0.0/12"
 
 
 def sandbox_global_settings(
@@ -222,6 +224,10 @@ def sandbox_global_settings(
         images[official] = standin
         data["project_defaults"]["images"][kind] = standin
     data["docker"]["preload_archives"] = list(preload_archives)
+    # The machine's tools (and tests) reach the sandbox from Docker's bridges, many connections
+    # from one address: neither ufw's rate limit nor fail2ban may shut them out.
+    data["security"]["ssh_rate_limit"] = False
+    data["security"]["fail2ban"]["ignore_addresses"] = [DOCKER_ADDRESS_POOL]
     # The test bed reaches PyPI only through the machine's CA bundle: the app build
     # gets it as a build secret, never baked into an image.
     if TESTBED_CA_BUNDLE.is_file():

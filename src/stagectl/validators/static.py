@@ -282,7 +282,7 @@ def check_alloy(path: Path) -> list[Finding]:
 
 # --- small formats of other roles ---------------------------------------------------------------
 
-SYSTEMD_SECTIONS = {"Unit", "Service", "Timer", "Install", "Socket", "Path", "Mount"}
+SYSTEMD_SECTIONS = {"Unit", "Service", "Timer", "Install", "Socket", "Path", "Mount", "Journal"}
 
 
 def check_systemd(path: Path) -> list[Finding]:
