@@ -29,6 +29,16 @@ from stagectl.sandbox.server import SandboxInfo
 from tests.conftest import missing_tool
 
 REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test here needs the deployed sandbox: marked `sandbox` whether its file says so or not,
+    before `-m "not sandbox"` (the fast tier) selects, so that a new file cannot start a sandbox there."""
+    for item in items:
+        if HERE in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.sandbox)
 DEMO_APP = REPO / "examples" / "demo-app"
 
 
