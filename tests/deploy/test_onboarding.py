@@ -4,6 +4,8 @@ nothing, and `project remove` takes it off again."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from typer.testing import CliRunner
 
@@ -31,12 +33,16 @@ def test_add_deploy_and_remove_a_third_project(deployed: Deployed) -> None:
     runner = CliRunner()
     before = container_ids(deployed)
 
+    started = time.monotonic()
     added = runner.invoke(app, ["project", "add", NEW, "--repo", str(DEMO_APP), *env])
     assert added.exit_code == 0, added.output
     assert f"next: stagectl deploy --project {NEW}" in added.output
     try:
         first = deploy(deployed.root, deployed.vault_password_file, project=NEW).run
         assert first.ok, "\n".join(f"{f.task}: {f.message}" for f in first.failures)
+        assert https(deployed, f"{NEW}.sandbox.test", "/healthz")[0] == 200
+        # The demo app's image is cached on the server: what onboarding costs beyond the build.
+        print(f"\n[figure] project add + deploy --project {NEW} + HTTPS 200: {time.monotonic() - started:.0f} s")
         again = deploy(deployed.root, deployed.vault_password_file, project=NEW).run
         assert {h: s.changed for h, s in again.hosts.items()} == {"sandbox": 0}
 
