@@ -281,8 +281,9 @@ def test_main_nginx_serves_the_monitoring_domain_with_its_certificate(shared: Sh
     cert = x509.load_der_x509_certificate(der)
     names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert names.get_values_for_type(x509.DNSName) == ["prometheus.sandbox.test"]
-    days = (cert.not_valid_after_utc - datetime.now(UTC)).days
-    assert 85 <= days <= 90, days
+    # Issued by the sandbox's ACME server (not the placeholder), far from renewal.
+    assert cert.issuer != cert.subject
+    assert (cert.not_valid_after_utc - datetime.now(UTC)).days > 30
     status, _ = https_get(port, "monitoring.sandbox.test", "/")
     assert status == 301
 
@@ -297,17 +298,18 @@ def test_unknown_hosts_get_no_answer(shared: Shared) -> None:
 
 
 @SANDBOX
-def test_every_domain_has_a_self_signed_certificate(shared: Shared) -> None:
+def test_every_domain_has_a_certificate_with_a_private_key(shared: Shared) -> None:
+    """Who issued them is test_certificates' business; here: every name has its files, the key
+    readable by root only (certbot's live/ names are links into archive/, hence -L)."""
     env = load_environment(shared.deployed.root, vault_password_file=shared.deployed.vault_password_file).env
     domains = [record["name"] for record in derive(env)["dns_records"]]
     assert len(domains) == 5
     for domain in domains:
-        stat = shared.sh(f"stat -c '%a %U' {LIVE}/{domain}/privkey.pem {LIVE}/{domain}/fullchain.pem")
+        stat = shared.sh(f"stat -L -c '%a %U' {LIVE}/{domain}/privkey.pem {LIVE}/{domain}/fullchain.pem")
         assert stat.split("\n")[:2] == ["600 root", "644 root"], (domain, stat)
         cert = x509.load_pem_x509_certificate(shared.read(f"{LIVE}/{domain}/fullchain.pem"))
         names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         assert names.get_values_for_type(x509.DNSName) == [domain]
-        assert cert.issuer == cert.subject
 
 
 @SANDBOX
@@ -321,7 +323,7 @@ def test_secret_files_belong_to_their_container_user(shared: Shared) -> None:
 
 @pytest.fixture(scope="module")
 def drift(shared: Shared) -> Iterator[dict[str, Any]]:
-    """Hand edits, files left behind and a certificate about to expire; a preview of that drift
+    """Hand edits and files left behind; a preview of that drift
     with --check --diff (which must change nothing), then the roles' repair, then one more run.
     Should the repair not finish, the roles run once more at teardown: the server is shared."""
     before = shared.containers()
@@ -337,22 +339,6 @@ def drift(shared: Shared) -> Iterator[dict[str, Any]]:
     )
     repaired = False
     try:
-        # A certificate with 10 days left, made with the server's own Python cryptography.
-        shared.sh("python3 -", stdin=f"""
-import datetime
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.x509.oid import NameOID
-key = serialization.load_pem_private_key(open("{LIVE}/prometheus.sandbox.test/privkey.pem", "rb").read(), None)
-name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "prometheus.sandbox.test")])
-now = datetime.datetime.now(datetime.timezone.utc)
-cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=80))
-        .not_valid_after(now + datetime.timedelta(days=10))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("prometheus.sandbox.test")]), False)
-        .sign(key, hashes.SHA256()))
-open("{LIVE}/prometheus.sandbox.test/fullchain.pem", "wb").write(cert.public_bytes(serialization.Encoding.PEM))
-""")
         digest = shared.tree_digest()
         check = shared.deploy("drift: --check --diff", "--check", "--diff")
         unchanged = shared.tree_digest() == digest
@@ -395,18 +381,6 @@ def test_drift_is_repaired_with_reloads_not_restarts(drift: dict[str, Any], shar
     for path in (f"{SHARED}/prometheus/config/prometheus.yml", f"{SHARED}/alertmanager/config/alertmanager.yml",
                  f"{SHARED}/nginx/config/conf.d/default.conf", f"{SHARED}/blackbox/config/blackbox.yml"):
         assert b"edited by hand" not in shared.read(path), path
-
-
-@SANDBOX
-def test_expiring_certificate_is_renewed_and_served(drift: dict[str, Any], shared: Shared) -> None:
-    run: PlaybookRun = drift["run"]
-    signed = task_lines(run, "Sign each certificate")
-    assert "changed: [sandbox] => (item=prometheus.sandbox.test (renewed" in signed, signed
-    assert signed.count("changed:") == 1, signed
-    assert "changed: [sandbox]" in task_lines(run, "Reload nginx")
-    _, der = https_get(shared.info.https_port, "prometheus.sandbox.test", "/-/healthy")
-    days = (x509.load_der_x509_certificate(der).not_valid_after_utc - datetime.now(UTC)).days
-    assert days >= 85, f"nginx still serves the old certificate ({days} days left)"
 
 
 @SANDBOX
