@@ -27,28 +27,12 @@ from stagectl.sandbox import archive, server
 from stagectl.sandbox.environment import bootstrap_target, write_sandbox_environment
 from stagectl.sandbox.handover import watch_hand_over
 from stagectl.sandbox.load import LoadResult, LoadTarget, background_load
+from stagectl.sandbox.releases import NOOP_MIGRATION, failing_migration
 
 DEMO_APP = Path(__file__).resolve().parents[1] / "examples" / "demo-app"
 PROJECT = "beryl3"
 
-NOOP_MIGRATION = '''from django.db import migrations
-
-
-class Migration(migrations.Migration):
-    dependencies = [("notes", "0001_initial")]
-    operations = [migrations.RunPython(migrations.RunPython.noop, migrations.RunPython.noop)]
-'''
-FAILING_MIGRATION = '''from django.db import migrations
-
-
-def fail(apps, schema_editor):
-    raise RuntimeError("this migration fails on purpose")
-
-
-class Migration(migrations.Migration):
-    dependencies = [("notes", "0002_benchmark")]
-    operations = [migrations.RunPython(fail, migrations.RunPython.noop)]
-'''
+FAILING_MIGRATION = failing_migration("0002_benchmark")
 
 
 def make_release(tmp: Path, name: str, *, broken: bool = False, failing_migration: bool = False) -> Path:

@@ -17,6 +17,7 @@ import pytest
 
 from stagectl.sandbox.handover import live_file, watch_hand_over
 from stagectl.sandbox.load import LoadResult, LoadTarget, background_load
+from stagectl.sandbox.releases import NOOP_MIGRATION, failing_migration
 from tests.deploy.conftest import Deployed
 from tests.deploy.test_project_stack import Stack, assert_ok, release
 from tests.roles.sandbox import PlaybookRun
@@ -32,26 +33,7 @@ LIVE_FILE = live_file(PROJECT)
 MIN_REQUESTS = 10_000
 CONNECTIONS = 3
 MAX_SECONDS = 900.0
-
-NOOP_MIGRATION = '''from django.db import migrations
-
-
-class Migration(migrations.Migration):
-    dependencies = [("notes", "0001_initial")]
-    operations = [migrations.RunPython(migrations.RunPython.noop, migrations.RunPython.noop)]
-'''
-
-FAILING_MIGRATION = '''from django.db import migrations
-
-
-def fail(apps, schema_editor):
-    raise RuntimeError("this migration fails on purpose")
-
-
-class Migration(migrations.Migration):
-    dependencies = [("notes", "0002_zero_downtime")]
-    operations = [migrations.RunPython(fail, migrations.RunPython.noop)]
-'''
+FAILING_MIGRATION = failing_migration("0002_zero_downtime")
 
 
 @pytest.fixture(scope="module")
