@@ -423,7 +423,7 @@ def dns(
     import socket
 
     from stagectl.derived import derive
-    from stagectl.doctor import judge_dns
+    from stagectl.doctor.checks import judge_dns
 
     console = _console()
     try:

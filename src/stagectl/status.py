@@ -15,17 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from stagectl.derived import derive
-from stagectl.doctor import (
-    SHARED_PROJECT,
-    Expectations,
-    expectations,
-    parse_compose_ps,
-    stack_problems,
-)
 from stagectl.environment import load_environment
+from stagectl.expectations import SHARED_PROJECT, Expectations, expectations
+from stagectl.probes import Findings, parse_compose_ps, stack_problems
 from stagectl.runner import ProgressCallback, RunResult, run_reporting_playbook
-
-Findings = dict[str, Any]
 
 #: Alerts that fire by design and say nothing about the server's health.
 QUIET_SEVERITIES = frozenset({"none", "info"})

@@ -21,18 +21,11 @@ from typing import Any
 
 import pytest
 
-from stagectl import doctor
-from stagectl.doctor import (
-    CheckResult,
-    DoctorReport,
-    Expectations,
-    expectations,
-    judge_dns,
-    judge_host,
-    parse_compose_ps,
-    parse_docker_ps,
-    parse_ss,
-)
+from stagectl import probes
+from stagectl.doctor import CheckResult, DoctorReport
+from stagectl.doctor.checks import judge_dns, judge_host, judge_stack
+from stagectl.expectations import Expectations, expectations
+from stagectl.probes import parse_compose_ps, parse_docker_ps, parse_ss
 
 RECORDED = Path(__file__).parent / "recorded"
 HOST = "sandbox"
@@ -192,11 +185,11 @@ def test_ssh_errors_are_told_apart(expect: Expectations, error: str, expected: s
 
 
 def test_refused_key_decides_whether_the_key_is_inspected() -> None:
-    assert doctor.refused_key(recorded("before_bootstrap"))
-    assert not doctor.refused_key(recorded("after_bootstrap"))
+    assert probes.refused_key(recorded("before_bootstrap"))
+    assert not probes.refused_key(recorded("after_bootstrap"))
     findings = recorded("before_bootstrap")
     findings["ssh"]["msg"] = "ssh: connect to host 127.0.0.1 port 22: Connection refused"
-    assert not doctor.refused_key(findings)
+    assert not probes.refused_key(findings)
 
 
 def test_inspect_key_tells_missing_passphrase_and_good_keys(tmp_path: Path) -> None:
@@ -208,12 +201,12 @@ def test_inspect_key_tells_missing_passphrase_and_good_keys(tmp_path: Path) -> N
             check=True,
             capture_output=True,
         )
-    assert doctor.inspect_key(str(good)) == "ok"
-    assert doctor.inspect_key(str(locked)) == "passphrase"
-    assert doctor.inspect_key(str(tmp_path / "absent")) == "missing"
-    assert doctor.inspect_key("") == "unset"
+    assert probes.inspect_key(str(good)) == "ok"
+    assert probes.inspect_key(str(locked)) == "passphrase"
+    assert probes.inspect_key(str(tmp_path / "absent")) == "missing"
+    assert probes.inspect_key("") == "unset"
     (tmp_path / "garbage").write_text("not a key\n")
-    assert doctor.inspect_key(str(tmp_path / "garbage")) == "unreadable"
+    assert probes.inspect_key(str(tmp_path / "garbage")) == "unreadable"
 
 
 # --- after bootstrap ----------------------------------------------------------------------------
@@ -533,11 +526,11 @@ def test_healthy_stack_and_unhealthy_service(expect: Expectations) -> None:
         for s in services
     ]
     result = {"rc": 0, "stdout": json.dumps(rows), "item": "beryl3"}
-    check = doctor.judge_stack(HOST, "beryl3", services, result)
+    check = judge_stack(HOST, "beryl3", services, result)
     assert (check.status, check.detail) == ("ok", "7 services running and healthy")
     rows[2] = {**rows[2], "Health": "unhealthy"}
     rows[0] = {**rows[0], "State": "exited", "ExitCode": 137}
-    check = doctor.judge_stack(HOST, "beryl3", services, {"rc": 0, "stdout": json.dumps(rows)})
+    check = judge_stack(HOST, "beryl3", services, {"rc": 0, "stdout": json.dumps(rows)})
     assert check.status == "failed"
     assert check.detail == "beryl3-postgres: exited (exit 137), beryl3-django: unhealthy"
 

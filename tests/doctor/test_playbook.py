@@ -16,9 +16,10 @@ import yaml
 
 from stagectl import collection
 from stagectl.derived import derive
-from stagectl.doctor import expectations, run_doctor
+from stagectl.doctor import run_doctor
 from stagectl.environment import INVENTORY, load_environment
 from stagectl.errors import StagectlError
+from stagectl.expectations import expectations
 
 from ..conftest import EnvFixture
 
