@@ -137,7 +137,7 @@ def sandbox(
 
 
 def ssh(info: SandboxInfo, command: str, user: str = "root") -> subprocess.CompletedProcess[str]:
-    cmd = server.ssh_command(info, user, [command])
+    cmd = server.ssh_command(info, user, ["sh", "-c", command])
     cmd[1:1] = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
 
@@ -569,4 +569,7 @@ def test_ssh_command_uses_the_users_key_and_pinned_host_keys(tmp_path: Path) -> 
     assert "StrictHostKeyChecking=yes" in root and f"UserKnownHostsFile={info.known_hosts}" in root
     ansible = server.ssh_command(info, "ansible", ["sudo", "-n", "true"])
     assert ansible[2] == str(info.ansible_key)
-    assert ansible[-4:] == ["ansible@127.0.0.1", "sudo", "-n", "true"]
+    assert ansible[-2:] == ["ansible@127.0.0.1", "sudo -n true"]
+    # The server's shell splits the one string ssh sends: a word with a space stays one word.
+    spaced = server.ssh_command(info, "root", ["ls", "a b", "$HOME"])
+    assert spaced[-1] == "ls 'a b' '$HOME'"

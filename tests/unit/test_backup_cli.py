@@ -147,7 +147,7 @@ def test_a_failed_restore_is_exit_1_with_the_tools_words(example_env: EnvFixture
 def test_restore_asks_first_and_stops_on_no(example_env: EnvFixture, server: Any,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     fake = server(_tool("beryl3"))
-    monkeypatch.setattr("stagectl.cli._can_ask", lambda: True)
+    monkeypatch.setattr("stagectl.cli.backup.can_ask", lambda: True)
     result = runner.invoke(app, ["backup", "restore", "--project", "beryl3", "--env", str(example_env.root),
                                  "--vault-password-file", str(example_env.vault_password_file)], input="n\n")
     assert result.exit_code == 1, result.output

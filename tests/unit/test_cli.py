@@ -123,7 +123,7 @@ def test_plan_prints_warnings_and_still_passes() -> None:
 
     from rich.console import Console
 
-    from stagectl import cli
+    from stagectl.cli import plan as cli_plan
     from stagectl.plan import PlanReport
     from stagectl.validate import Check
 
@@ -131,7 +131,7 @@ def test_plan_prints_warnings_and_still_passes() -> None:
     note = "project 'beryl3': app.python is 3.11 but the app image is built on python:3.13-slim [x]"
     report = PlanReport(hosts=["staging-server"], files=[], checks=[Check("static", "f", "passed")],
                         notes=[note])
-    cli._print_plan(Console(file=out, width=300), report, None)
+    cli_plan.print_plan(Console(file=out, width=300), report, None)
     text = out.getvalue()
     assert f"WARNING {note}" in text  # markup in the note is printed as it is
     assert report.ok and "plan OK" in text

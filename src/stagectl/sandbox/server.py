@@ -416,11 +416,13 @@ def ssh_command(
     info: SandboxInfo, user: str = "root", command: list[str] | None = None
 ) -> list[str]:
     """The ssh command line for `stagectl sandbox ssh` (interactive when no command is given).
-    root uses root's key; any other user the ansible key (the bootstrap authorizes it)."""
+    root uses root's key; any other user the ansible key (the bootstrap authorizes it).
+    `command` is an argv: ssh hands the server's shell one string, so its words are quoted into
+    one (`ls 'a b'` stays two words there, not three)."""
     key = info.root_key if user == "root" else info.ansible_key
     return [
         "ssh", "-i", str(key), "-p", str(info.ssh_port), *ssh_options(info.known_hosts),
-        f"{user}@{info.ssh_host}", *(command or []),
+        f"{user}@{info.ssh_host}", *([shlex.join(command)] if command else []),
     ]  # fmt: skip
 
 
