@@ -17,6 +17,8 @@ from stagectl.model import LETSENCRYPT_DIRECTORY, Environment, Project, sftp_tar
 # redirections, globs) is run by `sh -c`; a plain one is exec'd as its words, so the process gets
 # the container's signals directly.
 _SHELL_SYNTAX = re.compile(r"[$`;&|<>(){}*?~\\]|\n")
+# `NAME=value command ...`: a variable set for one command, which only a shell understands.
+_ASSIGNMENT = re.compile(r"^\s*[A-Za-z_][A-Za-z0-9_]*=")
 _CONTROL = re.compile(r"[;&|()`\n]")
 
 
@@ -24,11 +26,13 @@ def process_argv(command: str | None) -> list[str] | None:
     """The argv that runs a Procfile-style command, or None when the command is unset."""
     if command is None or not command.strip():
         return None
-    if _SHELL_SYNTAX.search(command):
+    if _SHELL_SYNTAX.search(command) or _ASSIGNMENT.match(command):
         # One simple command (variables, redirections, globs, but no list or pipeline): the shell
         # replaces itself with it, so it gets the container's signals instead of the shell.
         simple = not _CONTROL.search(command)
-        return ["sh", "-c", f"exec {command}" if simple else command]
+        # `exec NAME=value cmd` would look for a program called NAME=value: env sets it instead.
+        exec_ = "exec env" if _ASSIGNMENT.match(command) else "exec"
+        return ["sh", "-c", f"{exec_} {command.strip()}" if simple else command]
     return shlex.split(command)
 
 
@@ -70,6 +74,10 @@ def alerting_notes(env: Environment) -> list[str]:
     return [note]
 
 
+#: The port of a project's web process inside its container.
+APP_PORT = 8000
+
+
 def _identifier(name: str) -> str:
     """A project name as a PostgreSQL identifier: '-' is not allowed unquoted there."""
     return name.replace("-", "_")
@@ -101,6 +109,8 @@ def project_view(env: Environment, project: Project) -> dict[str, Any]:
             for name, command in project.app.processes.model_dump().items()
         },
         "compose_project": project.name,
+        # Where the app's web process listens inside its container (nginx and the probes go there).
+        "app_port": APP_PORT,
         "network": project.name,
         "ports": project.ports.model_dump(),
         "database": {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from stagectl.derived import image_python_version, process_argv, python_version_notes
@@ -25,10 +27,20 @@ from tests.unit.test_environment import _edit_yaml, _projects
         ("gunicorn app.wsgi --bind 0.0.0.0:$PORT", ["sh", "-c", "exec gunicorn app.wsgi --bind 0.0.0.0:$PORT"]),
         ("python manage.py migrate && python manage.py loaddata x",
          ["sh", "-c", "python manage.py migrate && python manage.py loaddata x"]),
+        # A variable set for the command (Heroku Procfiles do this for celery) needs env after exec.
+        ("REMAP_SIGTERM=SIGQUIT celery -A tasks worker",
+         ["sh", "-c", "exec env REMAP_SIGTERM=SIGQUIT celery -A tasks worker"]),
     ],
 )
 def test_process_argv(command: str | None, argv: list[str] | None) -> None:
     assert process_argv(command) == argv
+
+
+def test_a_procfile_variable_reaches_the_process() -> None:
+    argv = process_argv("GREETING=hello env")
+    assert argv is not None
+    ran = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=True)
+    assert "GREETING=hello" in ran.stdout.splitlines()
 
 
 @pytest.mark.parametrize(
