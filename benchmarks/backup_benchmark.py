@@ -53,12 +53,12 @@ def on_server(report: backup.BackupReport) -> None:
 
 def fill(name: str, root: Path, rows: int) -> None:
     """`rows` rows of about 1 KiB in a table of their own in the project's database."""
-    spec = next(p for p in derive(load_environment(root).env)["projects"] if p["name"] == PROJECT)
+    spec = derive(load_environment(root).env).project(PROJECT)
     sql = (f"CREATE TABLE IF NOT EXISTS bench_rows (id serial PRIMARY KEY, body text); "
            f"INSERT INTO bench_rows (body) SELECT repeat(md5(random()::text), 32) FROM generate_series(1, {rows});")
     subprocess.run(
-        ["docker", "exec", name, "docker", "exec", spec["containers"]["postgres"], "psql", "--quiet",
-         f"--username={spec['database']['user']}", f"--dbname={spec['database']['name']}", "--command", sql],
+        ["docker", "exec", name, "docker", "exec", spec.containers["postgres"], "psql", "--quiet",
+         f"--username={spec.database.user}", f"--dbname={spec.database.name}", "--command", sql],
         check=True, capture_output=True, timeout=600,
     )
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from stagectl.derived import derive
+from stagectl.derived import Derived, derive
 from stagectl.environment import load_environment
 from stagectl.errors import StagectlError
 from stagectl.runner import ProgressCallback, run_reporting_playbook
@@ -173,8 +173,8 @@ def renew_outcomes(host: str, outcome: list[dict[str, Any]]) -> list[RenewOutcom
     return results
 
 
-def _known_names(model: dict[str, Any]) -> list[str]:
-    return sorted({str(record["name"]) for record in model["dns_records"]})
+def _known_names(model: Derived) -> list[str]:
+    return sorted({record.name for record in model.dns_records})
 
 
 def run_certs_renew(

@@ -9,9 +9,28 @@ from __future__ import annotations
 
 import re
 import shlex
-from typing import Any
 
-from stagectl.model import LETSENCRYPT_DIRECTORY, Environment, Project, sftp_target
+from pydantic import BaseModel, ConfigDict
+
+from stagectl.model import (
+    LETSENCRYPT_DIRECTORY,
+    Alerting,
+    Backups,
+    Certificates,
+    Django,
+    Docker,
+    Environment,
+    Monitoring,
+    Paths,
+    Project,
+    ProjectApp,
+    ProjectImages,
+    ProjectMemory,
+    ProjectPorts,
+    Security,
+    SharedServices,
+    sftp_target,
+)
 
 # A Procfile line is a shell command line: one that uses the shell (variables, operators,
 # redirections, globs) is run by `sh -c`; a plain one is exec'd as its words, so the process gets
@@ -83,7 +102,129 @@ def _identifier(name: str) -> str:
     return name.replace("-", "_")
 
 
-def project_view(env: Environment, project: Project) -> dict[str, Any]:
+class View(BaseModel):
+    """A derived value: computed, never written by hand, and read-only."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Database(View):
+    name: str
+    user: str
+    max_connections: int
+
+
+class ProjectDirs(View):
+    """A project's directories on the server (backups under paths.backups, the rest under its root)."""
+
+    root: str
+    app: str
+    config: str
+    data: str
+    postgres_data: str
+    redis_data: str
+    static: str
+    media: str
+    ssl: str
+    logs: str
+    backups: str
+
+
+class AppImages(ProjectImages):
+    #: The image stagectl builds from the app's source.
+    app: str
+
+
+class ProjectView(View):
+    name: str
+    domain: str
+    repo: str
+    ref: str | None
+    worker: bool
+    scheduler: bool
+    app: ProjectApp
+    #: app.processes as argv lists (None: unset, the roles' defaults apply).
+    commands: dict[str, list[str] | None]
+    compose_project: str
+    #: Where the app's web process listens inside its container (nginx and the probes go there).
+    app_port: int
+    network: str
+    ports: ProjectPorts
+    database: Database
+    redis_maxmemory: str
+    gunicorn_workers: int
+    build_secrets: dict[str, str]
+    images: AppImages
+    memory: ProjectMemory
+    #: Compose services of the stack, in start order.
+    services: list[str]
+    #: Compose service -> container name. Container names are the DNS names other stacks use on
+    #: the shared networks.
+    containers: dict[str, str]
+    dirs: ProjectDirs
+
+
+class CertificatesView(Certificates):
+    email: str
+    #: ACME HTTP-01 webroot of the monitoring domains (projects use their own ssl/ dir).
+    shared_webroot: str
+    live_dir: str
+    #: Only Let's Encrypt production chains verify against public roots (its staging directory
+    #: and private ACME servers issue from roots nobody trusts by default).
+    publicly_trusted: bool
+    #: Where certbot answers each name's HTTP-01 challenge: the webroot the main nginx serves
+    #: under /.well-known/acme-challenge/ for it.
+    webroots: dict[str, str]
+
+
+class SftpTarget(View):
+    user: str
+    host: str
+    port: int
+    path: str
+
+
+class BackupsView(Backups):
+    #: sftp repositories: where restic's ssh goes (None for other kinds, or no remote).
+    remote_sftp: SftpTarget | None
+
+
+class DnsRecord(View):
+    name: str
+    type: str
+
+
+class Derived(View):
+    """Every value the templates and commands use, derived from the environment. Its
+    `model_dump()` is the `stagectl` variable the roles read."""
+
+    environment_name: str
+    server_domain: str
+    hosts: list[str]
+    paths: Paths
+    networks: dict[str, str]
+    shared: SharedServices
+    monitoring_domains: dict[str, str]
+    django: Django
+    alerting: Alerting
+    monitoring: Monitoring
+    certificates: CertificatesView
+    backups: BackupsView
+    docker: Docker
+    security: Security
+    projects: list[ProjectView]
+    project_names: list[str]
+    dns_records: list[DnsRecord]
+
+    def project(self, name: str) -> ProjectView:
+        """The project called `name` (KeyError when the environment has none)."""
+        for project in self.projects:
+            if project.name == name:
+                return project
+        raise KeyError(name)
+
+
+def project_view(env: Environment, project: Project) -> ProjectView:
     defaults = env.settings.project_defaults
     paths = env.settings.paths
     root = f"{paths.projects}/{project.name}"
@@ -95,51 +236,48 @@ def project_view(env: Environment, project: Project) -> dict[str, Any]:
         services.append("worker")
     if project.scheduler:
         services.append("scheduler")
-    return {
-        "name": project.name,
-        "domain": project.domain,
-        "repo": project.repo,
-        "ref": project.ref,
-        "worker": project.worker,
-        "scheduler": project.scheduler,
-        "app": project.app.model_dump(),
-        # app.processes as argv lists (None: unset, the roles' defaults apply).
-        "commands": {
+    return ProjectView(
+        name=project.name,
+        domain=project.domain,
+        repo=project.repo,
+        ref=project.ref,
+        worker=project.worker,
+        scheduler=project.scheduler,
+        app=project.app,
+        commands={
             name: process_argv(command)
             for name, command in project.app.processes.model_dump().items()
         },
-        "compose_project": project.name,
-        # Where the app's web process listens inside its container (nginx and the probes go there).
-        "app_port": APP_PORT,
-        "network": project.name,
-        "ports": project.ports.model_dump(),
-        "database": {
-            "name": f"{ident}_{environment_name.replace('-', '_')}",
-            "user": f"{ident}_user",
-            "max_connections": defaults.postgres_max_connections,
-        },
-        "redis_maxmemory": defaults.redis_maxmemory,
-        "gunicorn_workers": defaults.gunicorn_workers,
-        "build_secrets": dict(defaults.build_secrets),
-        "images": {**defaults.images.model_dump(), "app": f"stagectl/{project.name}-app:latest"},
-        "memory": defaults.memory.model_dump(),
-        "services": services,
-        # Container names are the DNS names other stacks use on the shared networks.
-        "containers": {service: f"{project.name}-{service.replace('_', '-')}" for service in services},
-        "dirs": {
-            "root": root,
-            "app": f"{root}/app",
-            "config": f"{root}/config",
-            "data": f"{root}/data",
-            "postgres_data": f"{root}/data/postgresql",
-            "redis_data": f"{root}/data/redis",
-            "static": f"{root}/data/static",
-            "media": f"{root}/data/media",
-            "ssl": f"{root}/ssl",
-            "logs": f"{root}/logs",
-            "backups": f"{paths.backups}/{project.name}",
-        },
-    }
+        compose_project=project.name,
+        app_port=APP_PORT,
+        network=project.name,
+        ports=project.ports,
+        database=Database(
+            name=f"{ident}_{environment_name.replace('-', '_')}",
+            user=f"{ident}_user",
+            max_connections=defaults.postgres_max_connections,
+        ),
+        redis_maxmemory=defaults.redis_maxmemory,
+        gunicorn_workers=defaults.gunicorn_workers,
+        build_secrets=dict(defaults.build_secrets),
+        images=AppImages(**defaults.images.model_dump(), app=f"stagectl/{project.name}-app:latest"),
+        memory=defaults.memory,
+        services=services,
+        containers={service: f"{project.name}-{service.replace('_', '-')}" for service in services},
+        dirs=ProjectDirs(
+            root=root,
+            app=f"{root}/app",
+            config=f"{root}/config",
+            data=f"{root}/data",
+            postgres_data=f"{root}/data/postgresql",
+            redis_data=f"{root}/data/redis",
+            static=f"{root}/data/static",
+            media=f"{root}/data/media",
+            ssl=f"{root}/ssl",
+            logs=f"{root}/logs",
+            backups=f"{paths.backups}/{project.name}",
+        ),
+    )
 
 
 def monitoring_domains_of(server_domain: str) -> dict[str, str]:
@@ -151,51 +289,49 @@ def monitoring_domains_of(server_domain: str) -> dict[str, str]:
     }
 
 
-def derive(env: Environment) -> dict[str, Any]:
-    """The `stagectl` variable: a plain, JSON-able dict."""
+def derive(env: Environment) -> Derived:
+    """Everything the templates and commands need; `.model_dump()` is the `stagectl` variable."""
     settings = env.settings
     domain = env.server_domain
     monitoring_domains = monitoring_domains_of(domain)
     projects = [project_view(env, p) for p in env.projects]
-    return {
-        "environment_name": env.staging.environment_name,
-        "server_domain": domain,
-        "hosts": sorted(env.inventory.staging.hosts),
-        "paths": settings.paths.model_dump(),
-        "networks": {"monitoring": "monitoring", "projects": "projects"},
-        "shared": settings.shared_services.model_dump(),
-        "monitoring_domains": monitoring_domains,
-        "django": env.staging.django.model_dump(),
-        "alerting": env.staging.alerting.model_dump(),
-        "monitoring": env.staging.monitoring.model_dump(),
-        "certificates": {
-            **env.staging.certificates.model_dump(),
-            "email": env.staging.certificates.email or f"admin@{domain}",
-            # ACME HTTP-01 webroot of the monitoring domains (projects use their own ssl/ dir).
-            "shared_webroot": f"{settings.paths.shared}/nginx/acme",
-            "live_dir": "/etc/letsencrypt/live",
-            # Only Let's Encrypt production chains verify against public roots (its staging
-            # directory and private ACME servers issue from roots nobody trusts by default).
-            "publicly_trusted": env.staging.certificates.provider == "letsencrypt"
-            and env.staging.certificates.acme_directory == LETSENCRYPT_DIRECTORY,
-            # Where certbot answers each name's HTTP-01 challenge: the webroot the main nginx
-            # serves under /.well-known/acme-challenge/ for it.
-            "webroots": {
-                **{p["domain"]: p["dirs"]["ssl"] for p in projects},
+    certificates = env.staging.certificates
+    remote = settings.backups.remote
+    sftp = sftp_target(remote.repository) if remote else None
+    return Derived(
+        environment_name=env.staging.environment_name,
+        server_domain=domain,
+        hosts=sorted(env.inventory.staging.hosts),
+        paths=settings.paths,
+        networks={"monitoring": "monitoring", "projects": "projects"},
+        shared=settings.shared_services,
+        monitoring_domains=monitoring_domains,
+        django=env.staging.django,
+        alerting=env.staging.alerting,
+        monitoring=env.staging.monitoring,
+        certificates=CertificatesView(
+            **certificates.model_dump(exclude={"email"}),
+            email=certificates.email or f"admin@{domain}",
+            shared_webroot=f"{settings.paths.shared}/nginx/acme",
+            live_dir="/etc/letsencrypt/live",
+            publicly_trusted=certificates.provider == "letsencrypt"
+            and certificates.acme_directory == LETSENCRYPT_DIRECTORY,
+            webroots={
+                **{p.domain: p.dirs.ssl for p in projects},
                 **dict.fromkeys(monitoring_domains.values(), f"{settings.paths.shared}/nginx/acme"),
             },
-        },
-        "backups": {
-            **settings.backups.model_dump(),
-            # sftp repositories: where restic's ssh goes (None for other kinds, or no remote).
-            "remote_sftp": sftp_target(settings.backups.remote.repository) if settings.backups.remote else None,
-        },
-        "docker": settings.docker.model_dump(),
-        "security": settings.security.model_dump(),
-        "projects": projects,
-        "project_names": [p["name"] for p in projects],
-        "dns_records": [
-            {"name": name, "type": "A"}
-            for name in [*(p["domain"] for p in projects), *monitoring_domains.values()]
+        ),
+        backups=BackupsView(
+            **settings.backups.model_dump(exclude={"remote"}),
+            remote=remote,
+            remote_sftp=SftpTarget.model_validate(sftp) if sftp else None,
+        ),
+        docker=settings.docker,
+        security=settings.security,
+        projects=projects,
+        project_names=[p.name for p in projects],
+        dns_records=[
+            DnsRecord(name=name, type="A")
+            for name in [*(p.domain for p in projects), *monitoring_domains.values()]
         ],
-    }
+    )

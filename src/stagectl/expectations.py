@@ -7,8 +7,8 @@ doctor judges a server against it, and status reads its stack list: both ask the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
+from stagectl.derived import Derived
 from stagectl.environment import ALL_VARS, INVENTORY
 
 #: The shared stack's Compose project (`name:` of the shared_monitoring compose template).
@@ -74,10 +74,9 @@ def _shared_service_name(key: str) -> str:
     return SHARED_SERVICE_NAMES.get(key, key.replace("_", "-"))
 
 
-def expectations(model: dict[str, Any]) -> Expectations:
-    """What a healthy server runs and listens on, from the derived `stagectl` variable."""
-    shared = model["shared"]
-    enabled = {key: svc for key, svc in shared.items() if svc.get("enabled", True)}
+def expectations(model: Derived) -> Expectations:
+    """What a healthy server runs and listens on, from the derived environment."""
+    enabled = {key: svc for key, svc in model.shared if svc.enabled}
     ports: list[PortNeed] = []
     if "nginx" in enabled:
         ports += [
@@ -85,10 +84,10 @@ def expectations(model: dict[str, Any]) -> Expectations:
             for port in PUBLIC_PORTS
         ]
     for key, svc in enabled.items():
-        if svc.get("published") and svc.get("port"):
+        if svc.published and svc.port:
             ports.append(
                 PortNeed(
-                    svc["port"],
+                    svc.port,
                     False,
                     SHARED_PROJECT,
                     _shared_service_name(key),
@@ -99,9 +98,9 @@ def expectations(model: dict[str, Any]) -> Expectations:
         SHARED_PROJECT: tuple(ExpectedService(_shared_service_name(key)) for key in enabled)
     }
     containers: dict[str, dict[str, str]] = {}
-    for project in model["projects"]:
-        name = project["name"]
-        for kind, port in project["ports"].items():
+    for project in model.projects:
+        name = project.name
+        for kind, port in project.ports:
             if port:
                 ports.append(
                     PortNeed(
@@ -110,19 +109,19 @@ def expectations(model: dict[str, Any]) -> Expectations:
                 )
         by_service = {
             service.replace("_", "-"): container
-            for service, container in project["containers"].items()
+            for service, container in project.containers.items()
         }
         containers[name] = by_service
-        stacks[project["compose_project"]] = tuple(
+        stacks[project.compose_project] = tuple(
             ExpectedService(service, container) for service, container in by_service.items()
         )
-    prometheus = shared["prometheus"]
+    prometheus = model.shared.prometheus
     return Expectations(
         ports=tuple(ports),
         stacks=stacks,
-        prometheus_enabled=bool(prometheus.get("enabled", True)),
-        prometheus_published=bool(prometheus.get("published")),
-        prometheus_port=int(prometheus.get("port") or 9090),
-        dns_records=tuple(record["name"] for record in model["dns_records"]),
+        prometheus_enabled=prometheus.enabled,
+        prometheus_published=prometheus.published,
+        prometheus_port=prometheus.port or 9090,
+        dns_records=tuple(record.name for record in model.dns_records),
         containers=containers,
     )

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from stagectl.derived import derive
+from stagectl.derived import Derived, derive
 from stagectl.environment import load_environment
 from stagectl.expectations import SHARED_PROJECT, Expectations, expectations
 from stagectl.probes import Findings, parse_compose_ps, stack_problems
@@ -186,7 +186,7 @@ def _errors(findings: Findings) -> tuple[str, ...]:
     return tuple(errors)
 
 
-def host_status(host: str, findings: Findings, model: dict[str, Any]) -> HostStatus:
+def host_status(host: str, findings: Findings, model: Derived) -> HostStatus:
     """Sort one host's findings by project, shared stack first."""
     expect = expectations(model)
     stacks = {str(r.get("item")): r for r in findings.get("stacks") or [] if isinstance(r, dict)}
@@ -200,7 +200,7 @@ def host_status(host: str, findings: Findings, model: dict[str, Any]) -> HostSta
             Certificate(domain, days)
         )
     projects = []
-    for name in [SHARED_PROJECT, *model["project_names"]]:
+    for name in [SHARED_PROJECT, *model.project_names]:
         services, problems, error = _stack(name, expect, stacks)
         projects.append(
             ProjectStatus(
@@ -214,7 +214,7 @@ def host_status(host: str, findings: Findings, model: dict[str, Any]) -> HostSta
                 certificates=tuple(sorted(certificates.get(name, ()), key=lambda c: c.domain)),
             )
         )
-    known = {SHARED_PROJECT, *model["project_names"]}
+    known = {SHARED_PROJECT, *model.project_names}
     # Alerts of a project no longer in the inventory still fire: show them with the shared stack.
     strays = tuple(a for project, items in alerts.items() if project not in known for a in items)
     if strays:

@@ -30,8 +30,7 @@ def loaded_example(tmp_path_factory: pytest.TempPathFactory) -> LoadedEnvironmen
 @pytest.fixture(scope="session")
 def example_vars(loaded_example: LoadedEnvironment) -> dict[str, Any]:
     """The `stagectl` variable of `stagectl init`'s example (beryl3 and project2)."""
-    derived: dict[str, Any] = derive(loaded_example.env)
-    return derived
+    return derive(loaded_example.env).model_dump()
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +45,7 @@ def rich_vars(loaded_example: LoadedEnvironment, example_vars: dict[str, Any]) -
         scheduler=True,
     )
     data = copy.deepcopy(example_vars)
-    data["projects"].append(project_view(loaded_example.env, project))
+    data["projects"].append(project_view(loaded_example.env, project).model_dump())
     data["project_names"].append(LONG_NAME)
     return data
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import socket
 import ssl
-from typing import Any
 
 import pytest
 from cryptography import x509
@@ -19,7 +18,7 @@ from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner
 
 from stagectl.cli import app
-from stagectl.derived import derive
+from stagectl.derived import Derived, derive
 from stagectl.environment import load_environment
 from stagectl.sandbox import acme
 from tests.deploy.conftest import Deployed
@@ -27,21 +26,21 @@ from tests.deploy.conftest import Deployed
 LIVE = "/etc/letsencrypt/live"
 
 
-def _model(deployed: Deployed) -> dict[str, Any]:
+def _model(deployed: Deployed) -> Derived:
     loaded = load_environment(deployed.root, vault_password_file=deployed.vault_password_file, allocate=False)
     return derive(loaded.env)
 
 
 def public_names(deployed: Deployed) -> list[str]:
-    return sorted({record["name"] for record in _model(deployed)["dns_records"]})
+    return sorted({record.name for record in _model(deployed).dns_records})
 
 
 def https_names(deployed: Deployed) -> list[str]:
     """The names the main nginx has an HTTPS server for: Grafana's only when Grafana runs (the
     sandbox has no Grafana; its name still gets a certificate, for when it does)."""
     model = _model(deployed)
-    grafana = model["monitoring_domains"]["grafana"]
-    return [n for n in public_names(deployed) if n != grafana or model["shared"]["grafana"]["enabled"]]
+    grafana = model.monitoring_domains["grafana"]
+    return [n for n in public_names(deployed) if n != grafana or model.shared.grafana.enabled]
 
 
 def on_disk(deployed: Deployed, name: str) -> x509.Certificate:

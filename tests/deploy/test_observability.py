@@ -188,7 +188,7 @@ def test_every_dashboard_query_evaluates_and_panels_have_data(
             f"https://{project}.sandbox.test$path; done"
         )
     time.sleep(35)  # two scrapes of the Django metrics after the traffic
-    model = derive(load_environment(deployed.root, vault_password_file=deployed.vault_password_file, allocate=False).env)
+    model = derive(load_environment(deployed.root, vault_password_file=deployed.vault_password_file, allocate=False).env).model_dump()
     queries = [q for q in dashboards.panel_queries(model) if q.language == "promql"]
     answers = _evaluate(deployed, [q.concrete() for q in queries])
     errors = [

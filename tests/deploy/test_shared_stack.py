@@ -302,7 +302,7 @@ def test_every_domain_has_a_certificate_with_a_private_key(shared: Shared) -> No
     """Who issued them is test_certificates' business; here: every name has its files, the key
     readable by root only (certbot's live/ names are links into archive/, hence -L)."""
     env = load_environment(shared.deployed.root, vault_password_file=shared.deployed.vault_password_file).env
-    domains = [record["name"] for record in derive(env)["dns_records"]]
+    domains = [record.name for record in derive(env).dns_records]
     assert len(domains) == 5
     for domain in domains:
         stat = shared.sh(f"stat -L -c '%a %U' {LIVE}/{domain}/privkey.pem {LIVE}/{domain}/fullchain.pem")

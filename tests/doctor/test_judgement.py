@@ -12,7 +12,6 @@ Recorded states (written by `stagectl.staging.doctor` against a Debian 13 sandbo
 
 from __future__ import annotations
 
-import copy
 import json
 import socket
 import subprocess
@@ -22,6 +21,7 @@ from typing import Any
 import pytest
 
 from stagectl import probes
+from stagectl.derived import Derived
 from stagectl.doctor import CheckResult, DoctorReport
 from stagectl.doctor.checks import judge_dns, judge_host, judge_stack
 from stagectl.expectations import Expectations, expectations
@@ -29,6 +29,11 @@ from stagectl.probes import parse_compose_ps, parse_docker_ps, parse_ss
 
 RECORDED = Path(__file__).parent / "recorded"
 HOST = "sandbox"
+
+
+def sandbox_model() -> Derived:
+    """The derived model of the sandbox environment the findings were recorded on."""
+    return Derived.model_validate_json((RECORDED / "sandbox_model.json").read_text())
 
 
 def recorded(name: str) -> dict[str, Any]:
@@ -39,7 +44,7 @@ def recorded(name: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def expect() -> Expectations:
     """The sandbox environment's expectations: grafana, loki, alloy and cadvisor switched off."""
-    return expectations(recorded("sandbox_model"))
+    return expectations(sandbox_model())
 
 
 def by_name(results: list[CheckResult]) -> dict[str, CheckResult]:
@@ -586,9 +591,10 @@ def test_targets_skipped_when_the_shared_stack_is_not_deployed(expect: Expectati
 
 
 def test_targets_skipped_when_prometheus_is_off() -> None:
-    model = copy.deepcopy(recorded("sandbox_model"))
-    model["shared"]["prometheus"]["enabled"] = False
-    expect = expectations(model)
+    model = sandbox_model()
+    # model_copy, not validation: the model itself refuses Prometheus off (doctor must still cope).
+    prometheus = model.shared.prometheus.model_copy(update={"enabled": False})
+    expect = expectations(model.model_copy(update={"shared": model.shared.model_copy(update={"prometheus": prometheus})}))
     targets = by_name(judge_host(HOST, recorded("partial_stack"), expect))["prometheus targets"]
     assert targets.status == "skipped" and "switched off" in targets.detail
     assert 9090 not in [p.port for p in expect.ports]

@@ -191,5 +191,5 @@ def test_expected_shared_services_are_the_compose_templates(example_env: EnvFixt
     body = re.split(r"\n(?=[a-z])", body, maxsplit=1)[0]  # up to the next top-level key
     in_template = set(re.findall(r"(?m)^  ([a-z][a-z0-9-]*):$", body))
     model = derive(load_environment(example_env.root, allocate=False).env)
-    assert all(svc["enabled"] for svc in model["shared"].values())
+    assert all(svc.enabled for _, svc in model.shared)
     assert {s.service for s in expectations(model).stacks["shared"]} == in_template

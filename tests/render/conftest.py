@@ -96,7 +96,7 @@ def make_environment(
         write_vault(root / VAULT, secrets, password)
     loaded = load_environment(root, vault_password_file=vault_password_file)
     record_allocations(root, loaded.allocated)
-    return BuiltEnv(root, vault_password_file, derive(loaded.env), secrets)
+    return BuiltEnv(root, vault_password_file, derive(loaded.env).model_dump(), secrets)
 
 
 # --- a rendered environment --------------------------------------------------------------------

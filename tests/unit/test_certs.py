@@ -91,12 +91,12 @@ def _with_certificates(env: Environment, **certificates: Any) -> Environment:
 
 
 def test_only_lets_encrypt_production_chains_count_as_publicly_trusted(example_environment: Environment) -> None:
-    assert derive(_with_certificates(example_environment, provider="letsencrypt"))["certificates"]["publicly_trusted"]
+    assert derive(_with_certificates(example_environment, provider="letsencrypt")).certificates.publicly_trusted
     private = _with_certificates(
         example_environment, provider="letsencrypt", acme_directory="https://acme.internal:14000/dir"
     )
-    assert not derive(private)["certificates"]["publicly_trusted"]
-    assert not derive(_with_certificates(example_environment, provider="selfsigned"))["certificates"]["publicly_trusted"]
+    assert not derive(private).certificates.publicly_trusted
+    assert not derive(_with_certificates(example_environment, provider="selfsigned")).certificates.publicly_trusted
 
 
 def test_a_private_acme_server_may_issue_for_special_use_names(example_environment: Environment) -> None:
@@ -127,4 +127,4 @@ def test_the_sandbox_environment_takes_its_certificates_from_its_acme_server(tmp
     )
     # .test names are fine for a private ACME server; the probes skip the chain check.
     assert certificate_problems(loaded.env) == []
-    assert not derive(loaded.env)["certificates"]["publicly_trusted"]
+    assert not derive(loaded.env).certificates.publicly_trusted

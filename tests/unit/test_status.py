@@ -21,14 +21,15 @@ from stagectl.ansible_collections.stagectl.staging.plugins.filter.prometheus_sam
     prometheus_samples,
     prometheus_sum_by,
 )
+from stagectl.derived import Derived
 from stagectl.status import BACKUP_MAX_AGE, host_status, summary_lines
 
 RECORDED = Path(__file__).resolve().parents[1] / "doctor" / "recorded"
 
 
 @pytest.fixture
-def model() -> dict[str, Any]:
-    return json.loads((RECORDED / "sandbox_model.json").read_text())
+def model() -> Derived:
+    return Derived.model_validate_json((RECORDED / "sandbox_model.json").read_text())
 
 
 @pytest.fixture
@@ -73,19 +74,19 @@ def _by_name(status: Any) -> dict[str, Any]:
     return {project.name: project for project in status.projects}
 
 
-def test_projects_listed_shared_first(findings: dict[str, Any], model: dict[str, Any]) -> None:
+def test_projects_listed_shared_first(findings: dict[str, Any], model: Derived) -> None:
     status = host_status("sandbox", findings, model)
     assert [p.name for p in status.projects] == ["shared", "beryl3", "project2"]
 
 
-def test_stack_problems_and_undeployed_project(findings: dict[str, Any], model: dict[str, Any]) -> None:
+def test_stack_problems_and_undeployed_project(findings: dict[str, Any], model: Derived) -> None:
     projects = _by_name(host_status("sandbox", findings, model))
     assert any(problem.startswith("beryl3-redis:") for problem in projects["beryl3"].problems)
     assert not projects["beryl3"].stack_ok
     assert projects["project2"].stack_error == "not deployed"
 
 
-def test_targets_sorted_by_project_label(findings: dict[str, Any], model: dict[str, Any]) -> None:
+def test_targets_sorted_by_project_label(findings: dict[str, Any], model: Derived) -> None:
     projects = _by_name(host_status("sandbox", findings, model))
     targets = findings["prometheus"]["targets"]
     for name, project in projects.items():
@@ -95,7 +96,7 @@ def test_targets_sorted_by_project_label(findings: dict[str, Any], model: dict[s
     assert sum(len(p.targets_down) for p in projects.values()) == 8
 
 
-def test_alerts_by_project_quiet_ones_left_out(findings: dict[str, Any], model: dict[str, Any]) -> None:
+def test_alerts_by_project_quiet_ones_left_out(findings: dict[str, Any], model: Derived) -> None:
     projects = _by_name(host_status("sandbox", findings, model))
     assert [a.name for a in projects["beryl3"].alerts] == ["RedisDown"]
     # Watchdog (severity none) is not a problem; an alert of a project no longer in the
@@ -104,7 +105,7 @@ def test_alerts_by_project_quiet_ones_left_out(findings: dict[str, Any], model: 
     assert projects["project2"].alerts == ()
 
 
-def test_backup_age_and_certificates(findings: dict[str, Any], model: dict[str, Any]) -> None:
+def test_backup_age_and_certificates(findings: dict[str, Any], model: Derived) -> None:
     projects = _by_name(host_status("sandbox", findings, model))
     assert projects["beryl3"].backup_ok and projects["beryl3"].backup_age == 3600
     assert not projects["project2"].backup_ok
@@ -115,7 +116,7 @@ def test_backup_age_and_certificates(findings: dict[str, Any], model: dict[str, 
     assert "shared: certificate of grafana.sandbox.test expires in 5 days" in lines
 
 
-def test_healthy_server_is_ok(findings: dict[str, Any], model: dict[str, Any]) -> None:
+def test_healthy_server_is_ok(findings: dict[str, Any], model: Derived) -> None:
     healthy = copy.deepcopy(findings)
     for target in healthy["prometheus"]["targets"]:
         target["health"] = "up"
@@ -130,7 +131,7 @@ def test_healthy_server_is_ok(findings: dict[str, Any], model: dict[str, Any]) -
     assert all(p.backup_ok and p.certificates_ok for p in projects.values())
 
 
-def test_unanswered_api_is_an_error(findings: dict[str, Any], model: dict[str, Any]) -> None:
+def test_unanswered_api_is_an_error(findings: dict[str, Any], model: Derived) -> None:
     findings["alertmanager"] = {"skipped": False, "status": -1, "msg": "Connection refused"}
     status = host_status("sandbox", findings, model)
     assert status.errors == ("alertmanager did not answer: Connection refused",)

@@ -21,7 +21,7 @@ def dns(
 ) -> None:
     """The A records the environment needs, and whether they resolve."""
     loaded = environment.load_environment(env)
-    names = [record["name"] for record in derive(loaded.env)["dns_records"]]
+    names = [record.name for record in derive(loaded.env).dns_records]
     table = Table(title="DNS records")
     for column in ("record", "type", "value", "resolves"):
         table.add_column(column)

@@ -106,7 +106,7 @@ class VarsModule(BaseVarsPlugin):  # type: ignore[misc]
             return yaml.safe_load((root / rel).read_text()) or {}
 
         result = {
-            "all": {**read(ALL_VARS), **(vault_data or {}), "stagectl": derive(loaded.env)},
+            "all": {**read(ALL_VARS), **(vault_data or {}), "stagectl": derive(loaded.env).model_dump()},
             "staging": read(STAGING_VARS),
         }
         _CACHE[str(root)] = (stamp, result)
