@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stagectl.derived import SHARED_PROJECT
 from stagectl.environment import ALL_VARS, INVENTORY, load_environment
 from stagectl.errors import EnvironmentInvalid, Problem
-from stagectl.expectations import SHARED_PROJECT
 from stagectl.runner import ProgressCallback, RunResult, run_reporting_playbook
 
 #: The alert's name; alertmanager.yml routes it without a group wait.

@@ -93,8 +93,14 @@ def alerting_notes(env: Environment) -> list[str]:
     return [note]
 
 
+#: The shared stack's Compose project name and project label.
+SHARED_PROJECT = "shared"
+#: The basic-auth user of Prometheus and Alertmanager, and Grafana's admin user.
+ADMIN_USER = "admin"
 #: The port of a project's web process inside its container.
 APP_PORT = 8000
+#: The ports a project's exporters listen on in their containers: their upstream defaults.
+EXPORTER_PORTS = {"postgres_exporter": 9187, "redis_exporter": 9121, "nginx_exporter": 9113}
 
 
 def _identifier(name: str) -> str:
@@ -148,6 +154,9 @@ class ProjectView(View):
     compose_project: str
     #: Where the app's web process listens inside its container (nginx and the probes go there).
     app_port: int
+    #: Exporter service -> the port it listens on inside its container (the shared Prometheus
+    #: scrapes it there, by container name, on the monitoring network).
+    exporter_ports: dict[str, int]
     network: str
     ports: ProjectPorts
     database: Database
@@ -198,6 +207,10 @@ class Derived(View):
     """Every value the templates and commands use, derived from the environment. Its
     `model_dump()` is the `stagectl` variable the roles read."""
 
+    #: The shared stack's Compose project, and the `project` label of its targets and alerts.
+    shared_project: str = SHARED_PROJECT
+    #: The user of the monitoring services' basic auth and Grafana's admin (passwords: vault).
+    admin_user: str = ADMIN_USER
     environment_name: str
     server_domain: str
     hosts: list[str]
@@ -250,6 +263,7 @@ def project_view(env: Environment, project: Project) -> ProjectView:
         },
         compose_project=project.name,
         app_port=APP_PORT,
+        exporter_ports=dict(EXPORTER_PORTS),
         network=project.name,
         ports=project.ports,
         database=Database(

@@ -8,12 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from stagectl.derived import Derived
+from stagectl.derived import SHARED_PROJECT, Derived
 from stagectl.environment import ALL_VARS, INVENTORY
-
-#: The shared stack's Compose project (`name:` of the shared_monitoring compose template).
-SHARED_PROJECT = "shared"
-
 
 #: Compose service names of the shared stack where they are not the setting's key with '-'.
 #: nginx_exporter is "nginx-edge-exporter" so that it does not share a DNS alias with the

@@ -14,9 +14,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from stagectl.derived import Derived, derive
+from stagectl.derived import SHARED_PROJECT, Derived, derive
 from stagectl.environment import load_environment
-from stagectl.expectations import SHARED_PROJECT, Expectations, expectations
+from stagectl.expectations import Expectations, expectations
 from stagectl.probes import Findings, parse_compose_ps, stack_problems
 from stagectl.runner import ProgressCallback, RunResult, run_reporting_playbook
 

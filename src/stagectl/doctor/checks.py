@@ -10,6 +10,7 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from stagectl.derived import SHARED_PROJECT
 from stagectl.doctor.fixes import (
     deploy_command,
     python_install,
@@ -33,7 +34,7 @@ from stagectl.doctor.report import (
     skipped,
 )
 from stagectl.environment import ALL_VARS, INVENTORY
-from stagectl.expectations import SHARED_PROJECT, Expectations, ExpectedService, PortNeed
+from stagectl.expectations import Expectations, ExpectedService, PortNeed
 from stagectl.probes import (
     Connection,
     Findings,

@@ -6,8 +6,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from stagectl.derived import SHARED_PROJECT
 from stagectl.environment import ALL_VARS, INVENTORY
-from stagectl.expectations import SHARED_PROJECT, Expectations
+from stagectl.expectations import Expectations
 from stagectl.probes import Connection, KeyState
 from stagectl.troubleshooting import explain
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from stagectl.derived import ADMIN_USER
 from stagectl.validators.base import Finding, as_checks
 
 if TYPE_CHECKING:
@@ -131,8 +132,8 @@ def check_grafana_ini(path: Path, *, domain: str | None = None) -> list[Finding]
     def value(section: str, key: str) -> str | None:
         return ini.get(section, key, fallback=None)
 
-    if value("security", "admin_user") != "admin":
-        findings.append(_finding(path, "[security] admin_user must be admin", "grafana"))
+    if value("security", "admin_user") != ADMIN_USER:
+        findings.append(_finding(path, f"[security] admin_user must be {ADMIN_USER}", "grafana"))
     if value("security", "admin_password") is not None:
         findings.append(_finding(path, "[security] admin_password must not be written here: pass it through GF_SECURITY_ADMIN_PASSWORD__FILE", "grafana"))
     if (value("auth.anonymous", "enabled") or "false").lower() != "false":
