@@ -56,6 +56,23 @@ def settings_from_manage_py(manage: Path) -> str | None:
     return None
 
 
+#: Last parts of settings modules meant for a developer's machine, and of the ones a server runs,
+#: in order of preference for a staging server.
+DEVELOPMENT_SETTINGS = frozenset({"dev", "development", "develop", "local"})
+SERVER_SETTINGS = ("staging", "production", "prod")
+
+
+def server_settings(base: Path, module: str) -> str | None:
+    """The staging or production sibling of a development settings module (mysite.settings.dev ->
+    mysite.settings.production), when the project has one; None otherwise."""
+    package, _, leaf = module.rpartition(".")
+    if not package or leaf not in DEVELOPMENT_SETTINGS:
+        return None
+    return next(
+        (f"{package}.{name}" for name in SERVER_SETTINGS if module_file(base, f"{package}.{name}")), None
+    )
+
+
 def module_file(base: Path, module: str) -> Path | None:
     candidate = base.joinpath(*module.split("."))
     for path in (candidate.with_suffix(".py"), candidate / "__init__.py"):

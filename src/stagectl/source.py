@@ -27,6 +27,7 @@ from stagectl.django_code import (
     probe_literals,
     read_settings,
     route_path,
+    server_settings,
     settings_from_manage_py,
     url_patterns,
 )
@@ -304,8 +305,16 @@ def inspect_source(top: Path, *, settings: str | None = None, dockerfile: str | 
             f"under {base.relative_to(top).as_posix() or '.'})",
             hint="pass --settings MODULE with the module manage.py runs with",
         )
+    found_in = "--settings" if settings else result.manage_py
+    server_module = None if settings else server_settings(base, module)
+    if server_module is not None:
+        result.warnings.append(
+            f"{result.manage_py} runs {module}, settings for a developer's machine: the server runs "
+            f"{server_module} (pass --settings to choose another)"
+        )
+        module, found_in = server_module, f"beside {module}"
     values["settings"] = module
-    result.found.append(("settings", module, "--settings" if settings else result.manage_py))
+    result.found.append(("settings", module, found_in))
     assigned = read_settings(base, module, base_in_container)
 
     wsgi = assigned.get("WSGI_APPLICATION")

@@ -204,3 +204,28 @@ def test_probes_answered_by_a_middleware(tmp_path: Path) -> None:
     })
     app = inspect_source(top).app
     assert (app.health_path, app.ready_path, app.metrics_path) == ("/healthz", "/readyz", "/metrics")
+
+
+def test_development_settings_give_way_to_the_projects_server_settings(tmp_path: Path) -> None:
+    """manage.py of many projects defaults to settings for a developer's machine (sqlite, DEBUG):
+    the server runs the project's staging or production module instead, and says so."""
+    base = 'WSGI_APPLICATION = "mysite.wsgi.application"\n'
+    top = write_tree(tmp_path, {
+        **django_files(module="mysite.settings.dev", settings="from .base import *\nDEBUG = True\n"),
+        "mysite/settings/__init__.py": "",
+        "mysite/settings/base.py": base,
+        "mysite/settings/production.py": "from .base import *\nDEBUG = False\n",
+        "requirements.txt": "Django\n",
+    })
+    result = inspect_source(top)
+    assert result.app.settings == "mysite.settings.production"
+    assert ("settings", "mysite.settings.production", "beside mysite.settings.dev") in result.found
+    assert any("runs mysite.settings.dev" in w and "--settings" in w for w in result.warnings)
+    # A staging module wins over production; --settings wins over both.
+    (top / "mysite/settings/staging.py").write_text("from .production import *\n")
+    assert inspect_source(top).app.settings == "mysite.settings.staging"
+    assert inspect_source(top, settings="mysite.settings.dev").app.settings == "mysite.settings.dev"
+    # Without a server module, manage.py's choice stands.
+    (top / "mysite/settings/staging.py").unlink()
+    (top / "mysite/settings/production.py").unlink()
+    assert inspect_source(top).app.settings == "mysite.settings.dev"
