@@ -348,7 +348,12 @@ class ProjectApp(Strict):
     ready_path: UrlPath | None = Field(default=None, description="readiness check, when the app has one")
     metrics_path: UrlPath | None = Field(default=None, description="Prometheus metrics, when the app has them")
     processes: AppProcesses = AppProcesses()
-    apt_packages: list[AptPackage] = Field(default_factory=list)
+    apt_packages: list[AptPackage] = Field(default_factory=list, description="Debian packages of the running image")
+    build_packages: list[AptPackage] = Field(
+        default_factory=list,
+        description="Debian packages of the build stage only: headers that source-only dependencies "
+        "compile against (lxml: libxml2-dev libxslt1-dev); their run-time libraries go in apt_packages",
+    )
     env: dict[EnvName, str] = Field(default_factory=dict, description="plain environment variables")
     secrets: list[EnvName] = Field(
         default_factory=list,

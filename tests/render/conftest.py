@@ -219,7 +219,7 @@ def _variant_inventory(data: dict[str, Any]) -> None:
                     "web": "gunicorn p2.wsgi --bind 0.0.0.0:8000 --workers $GUNICORN_WORKERS",
                     "release": "python manage.py migrate --noinput && python manage.py createcachetable",
                 },
-                "apt_packages": ["libmagic1"], "env": {"FEATURE_X": "on", "DEBUG": "True"},
+                "apt_packages": ["libmagic1"], "build_packages": ["libmagic-dev"], "env": {"FEATURE_X": "on", "DEBUG": "True"},
                 "secrets": ["STRIPE_KEY"],
             }
     # A third project with a '-' in its name and its ports left out (allocated, then recorded),

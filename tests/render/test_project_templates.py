@@ -1392,6 +1392,8 @@ def test_pip_app_described_in_full(variant: Rendered) -> None:
     assert "/app/.venv/bin/pip install --requirement requirements/prod.txt" in build
     assert "uv sync" not in text and "poetry" not in text
     assert "libpq5 libmagic1" in runtime
+    # Build-stage packages are installed there only.
+    assert "libssl-dev libmagic-dev" in build and "libmagic-dev" not in runtime
     assert "install -d -o app -g app -m 0755 /srv/app/static /srv/app/uploads" in runtime
     assert "DJANGO_SETTINGS_MODULE=p2.settings.staging" in runtime
     entrypoint = variant.text(f"{root}/config/stagectl-entrypoint.py")
