@@ -1392,6 +1392,7 @@ def test_pip_app_described_in_full(variant: Rendered) -> None:
     assert "/app/.venv/bin/pip install --requirement requirements/prod.txt" in build
     assert "uv sync" not in text and "poetry" not in text
     assert "libpq5 libmagic1" in runtime
+    assert "VIRTUAL_ENV=/app/.venv" in runtime  # as an activated venv: uwsgi's virtualenv=$(VIRTUAL_ENV)
     # Build-stage packages are installed there only.
     assert "libssl-dev libmagic-dev" in build and "libmagic-dev" not in runtime
     assert "install -d -o app -g app -m 0755 /srv/app/static /srv/app/uploads" in runtime
