@@ -1,12 +1,17 @@
 """Backup figures on a fresh sandbox: `stagectl backup run`, `list`, `verify` and `restore` of one
 project of the example, each timed end to end (the CLI's library call: playbook, SSH, the tool on
-the server), beside the time the tool itself reports on the server.
+the server), beside the time the tool itself reports on the server. Then, on the server itself:
+a plain `pg_dump -Fc` of the database beside the backup tool's run (its overhead), the restore
+beside the dump, and with an off-site repository (restic over SFTP to the sandbox's backup
+target) the upload and the time to get the project back from the off-site copy alone (every
+local backup file deleted first).
 
     .venv/bin/python benchmarks/backup_benchmark.py [--rows N]
 
-`--rows` fills the project's database with N extra rows first (a bigger dump). Needs a Docker
-engine (scripts/testbed-setup.sh docker). Prints figures; asserts nothing. Talks only to the
-sandbox it starts (127.0.0.1 and the local Docker bridge).
+`--rows` fills the project's database with N extra rows of about 1 KiB of random text first
+(300000: a database of a few hundred MB). Needs a Docker engine (scripts/testbed-setup.sh
+docker). Prints figures; asserts nothing. Talks only to the sandbox it starts (127.0.0.1 and the
+local Docker bridge).
 """
 
 from __future__ import annotations
@@ -19,17 +24,21 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import yaml
 
 from stagectl import backup
 from stagectl.deploy import bootstrap, deploy
-from stagectl.derived import derive
-from stagectl.environment import load_environment
-from stagectl.sandbox import archive, server
+from stagectl.derived import ProjectView, derive
+from stagectl.environment import ALL_VARS, VAULT, load_environment
+from stagectl.sandbox import archive, backup_target, server
 from stagectl.sandbox.environment import bootstrap_target, write_sandbox_environment
+from stagectl.vault import decrypt, read_password_file, write_vault
 
 DEMO_APP = Path(__file__).resolve().parents[1] / "examples" / "demo-app"
 PROJECT = "beryl3"
+TOOL = "/usr/local/sbin/stagectl-backup"
 T = TypeVar("T")
 
 
@@ -52,15 +61,81 @@ def on_server(report: backup.BackupReport) -> None:
 
 
 def fill(name: str, root: Path, rows: int) -> None:
-    """`rows` rows of about 1 KiB in a table of their own in the project's database."""
-    spec = derive(load_environment(root).env).project(PROJECT)
+    """`rows` rows of about 1 KiB of random hex in a table of their own in the project's database:
+    neither PostgreSQL's TOAST nor the dump's compression can shrink them much."""
+    spec = _spec(root)
     sql = (f"CREATE TABLE IF NOT EXISTS bench_rows (id serial PRIMARY KEY, body text); "
-           f"INSERT INTO bench_rows (body) SELECT repeat(md5(random()::text), 32) FROM generate_series(1, {rows});")
-    subprocess.run(
+           f"INSERT INTO bench_rows (body) SELECT (SELECT string_agg(md5(random()::text || s.i), '') "
+           f"FROM generate_series(1, 32)) FROM generate_series(1, {rows}) AS s(i);")
+    _psql(name, spec, sql, timeout=1800)
+    size = _psql(name, spec, "SELECT pg_size_pretty(pg_database_size(current_database()))").strip()
+    print(f"  database size: {size}", flush=True)
+
+
+def _spec(root: Path) -> ProjectView:
+    return derive(load_environment(root).env).project(PROJECT)
+
+
+def _psql(name: str, spec: ProjectView, sql: str, timeout: float = 600) -> str:
+    return subprocess.run(
         ["docker", "exec", name, "docker", "exec", spec.containers["postgres"], "psql", "--quiet",
-         f"--username={spec.database.user}", f"--dbname={spec.database.name}", "--command", sql],
-        check=True, capture_output=True, timeout=600,
-    )
+         "--tuples-only", "--no-align", f"--username={spec.database.user}",
+         f"--dbname={spec.database.name}", "--command", sql],
+        check=True, capture_output=True, text=True, timeout=timeout,
+    ).stdout
+
+
+def on_sandbox(name: str, script: str, timeout: float = 3600) -> float:
+    """Run a shell script on the server as root; its wall time (it must succeed)."""
+    started = time.monotonic()
+    proc = subprocess.run(["docker", "exec", name, "bash", "-euo", "pipefail", "-c", script],
+                          capture_output=True, text=True, timeout=timeout, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"on the sandbox: {script}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    return time.monotonic() - started
+
+
+def with_remote(root: Path, password_file: Path, target: backup_target.BackupTarget) -> None:
+    """backups.remote in the environment, its secrets in the vault (as an operator writes them)."""
+    all_vars = root / ALL_VARS
+    data: dict[str, Any] = yaml.safe_load(all_vars.read_text())
+    data["backups"]["remote"] = {"repository": target.repository}
+    all_vars.write_text(yaml.safe_dump(data, sort_keys=False))
+    password = read_password_file(password_file)
+    secrets = decrypt(root / VAULT, password)
+    secrets["vault_backups_remote"] = {"password": f"bench-restic-{uuid.uuid4().hex}",
+                                       "ssh_key": target.ssh_key, "ssh_known_hosts": target.known_hosts}
+    write_vault(root / VAULT, secrets, password)
+
+
+def on_the_server(name: str, root: Path, password_file: Path) -> None:
+    """The tool and pg_dump timed on the server itself (docker exec): no playbook, no SSH."""
+    spec = _spec(root)
+    db, user, pg = spec.database.name, spec.database.user, spec.containers["postgres"]
+    dump = on_sandbox(name, f"docker exec {pg} pg_dump --format=custom --username={user} {db} >/dev/null")
+    print(f"plain pg_dump -Fc on the server: {dump:.1f}s", flush=True)
+    run = on_sandbox(name, f"{TOOL} run {PROJECT}")
+    print(f"stagectl-backup run on the server (dump, checksums, config and media archives, prune): "
+          f"{run:.1f}s ({(run / dump - 1) * 100:+.0f}% over plain pg_dump)", flush=True)
+    restore = on_sandbox(name, f"{TOOL} restore {PROJECT} latest")
+    print(f"stagectl-backup restore on the server (app stopped, safety backup, restore, swap, migrate, "
+          f"healthy): {restore:.1f}s ({restore / dump:.1f}x the plain dump; "
+          f"{(restore - run) / dump:.1f}x without its safety backup)", flush=True)
+
+    image = load_environment(root).env.settings.project_defaults.images.python
+    target = timed("off-site target (SFTP) started", lambda: backup_target.start(name, image))
+    with_remote(root, password_file, target)
+    assert timed("deploy with backups.remote", lambda: deploy(root, password_file, project=PROJECT)).run.ok
+    first = on_sandbox(name, f"{TOOL} run {PROJECT}")
+    print(f"stagectl-backup run with the first off-site copy (restic init and upload): {first:.1f}s, "
+          f"upload about {first - run:.1f}s", flush=True)
+    again = on_sandbox(name, f"{TOOL} run {PROJECT}")
+    print(f"stagectl-backup run with a later off-site copy (deduplicated): {again:.1f}s, "
+          f"upload about {again - run:.1f}s", flush=True)
+    on_sandbox(name, f"rm -f /opt/backups/{PROJECT}/{PROJECT}-*")
+    back = on_sandbox(name, f"{TOOL} restore {PROJECT} latest remote")
+    print(f"project back from the off-site copy alone (local backups deleted; fetch, safety backup, "
+          f"restore, migrate, healthy): {back:.1f}s", flush=True)
 
 
 def main() -> None:
@@ -95,6 +170,7 @@ def main() -> None:
             restored = timed(f"backup restore --project {PROJECT} (newest; safety backup included)",
                              lambda: backup.restore(request))
             on_server(restored)
+            on_the_server(name, root, password_file)
         finally:
             server.down(name, remove_data=True)
 

@@ -63,6 +63,9 @@ class ProjectStatus:
     alerts: tuple[Alert, ...] = ()
     #: Seconds since the last successful backup; None when Prometheus has no backup metric.
     backup_age: float | None = None
+    #: Seconds since the last successful off-site copy; None when there is none (no
+    #: `backups.remote`, or no copy yet).
+    offsite_age: float | None = None
     certificates: tuple[Certificate, ...] = ()
 
     @property
@@ -78,6 +81,11 @@ class ProjectStatus:
         return self.backup_age is None or self.backup_age <= BACKUP_MAX_AGE
 
     @property
+    def offsite_ok(self) -> bool:
+        # The same daily schedule sends the copy, so the same bound (BackupOffsiteTooOld's).
+        return self.offsite_age is None or self.offsite_age <= BACKUP_MAX_AGE
+
+    @property
     def certificates_ok(self) -> bool:
         return all(c.days_left >= CERTIFICATE_MIN_DAYS for c in self.certificates)
 
@@ -88,6 +96,7 @@ class ProjectStatus:
             and not self.targets_down
             and not self.alerts
             and self.backup_ok
+            and self.offsite_ok
             and self.certificates_ok
         )
 
@@ -193,6 +202,7 @@ def host_status(host: str, findings: Findings, model: Derived) -> HostStatus:
     targets = _targets(findings)
     alerts = _alerts(findings)
     backups = {labels.get("project", ""): value for labels, value in _query(findings, "backup_age")}
+    offsite = {labels.get("project", ""): value for labels, value in _query(findings, "offsite_age")}
     certificates: dict[str, list[Certificate]] = {}
     for labels, days in _query(findings, "certificate_days"):
         domain = labels.get("instance", "").removeprefix("https://").split("/")[0].split(":")[0]
@@ -211,6 +221,7 @@ def host_status(host: str, findings: Findings, model: Derived) -> HostStatus:
                 targets=tuple(targets.get(name, ())),
                 alerts=tuple(alerts.get(name, ())),
                 backup_age=backups.get(name),
+                offsite_age=offsite.get(name),
                 certificates=tuple(sorted(certificates.get(name, ()), key=lambda c: c.domain)),
             )
         )
@@ -272,6 +283,8 @@ def summary_lines(projects: Iterable[ProjectStatus]) -> list[str]:
         lines += [f"{project.name}: {a.severity} {a.name}: {a.summary}" for a in project.alerts]
         if not project.backup_ok and project.backup_age is not None:
             lines.append(f"{project.name}: last successful backup {age(project.backup_age)} ago")
+        if not project.offsite_ok and project.offsite_age is not None:
+            lines.append(f"{project.name}: last successful off-site copy {age(project.offsite_age)} ago")
         lines += [
             f"{project.name}: certificate of {c.domain} expires in {c.days_left:.0f} days"
             for c in project.certificates

@@ -39,6 +39,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if HERE in Path(str(item.path)).parents:
             item.add_marker(pytest.mark.sandbox)
+    # test_sandbox_data recreates the session's sandbox (down, up, bootstrap, deploy): last.
+    items.sort(key=lambda item: Path(str(item.path)).name == "test_sandbox_data.py")
 DEMO_APP = REPO / "examples" / "demo-app"
 
 

@@ -153,6 +153,18 @@ def test_off_site_copy_restores_when_the_local_files_are_gone(deployed: Deployed
         notes = _notes(deployed)
         assert kept in notes and lost not in notes, notes
         assert _app(deployed, "GET", "/readyz")[0] == 200
+
+        # A damaged repository (a pack file gone at the target): the weekly check fails and its
+        # metric says so, which is what BackupOffsiteCheckFailed fires on (tests/alert_rules).
+        check = "/usr/local/sbin/stagectl-backup check"
+        deployed.sh(check, timeout=300)
+        gone = deployed.sh(f"docker exec {backup_target.NAME} sh -c "
+                           "'f=$(find /srv/restic/sandbox/data -type f | head -n 1); rm -- \"$f\"; echo \"$f\"'").strip()
+        assert gone, "no pack file in the off-site repository"
+        failed = deployed.sh(f"{check} 2>&1 && echo PASSED || echo FAILED", timeout=300)
+        assert failed.rstrip().endswith("FAILED") and "check of" in failed, failed
+        metrics = deployed.sh("cat /var/lib/stagectl/textfile/stagectl-backup-check.prom")
+        assert "stagectl_backup_offsite_check_last_run_success 0" in metrics, metrics
     finally:
         for path, content in saved.items():
             path.write_bytes(content)

@@ -45,6 +45,10 @@ def findings() -> dict[str, Any]:
                     {"metric": {"project": "beryl3"}, "value": [now, "3600"]},
                     {"metric": {"project": "project2"}, "value": [now, str(BACKUP_MAX_AGE + 7200)]},
                 ],
+                "offsite_age": [
+                    {"metric": {"project": "beryl3"}, "value": [now, str(BACKUP_MAX_AGE + 3 * 86400)]},
+                    {"metric": {"project": "project2"}, "value": [now, "1800"]},
+                ],
                 "certificate_days": [
                     {"metric": {"project": "beryl3", "instance": "https://beryl3.sandbox.test"}, "value": [now, "59.6"]},
                     {"metric": {"project": "shared", "instance": "grafana.sandbox.test:443"}, "value": [now, "5"]},
@@ -114,6 +118,45 @@ def test_backup_age_and_certificates(findings: dict[str, Any], model: Derived) -
     lines = summary_lines(projects.values())
     assert "project2: last successful backup 1d ago" in lines
     assert "shared: certificate of grafana.sandbox.test expires in 5 days" in lines
+
+
+def test_offsite_age_beside_the_local_one(findings: dict[str, Any], model: Derived) -> None:
+    projects = _by_name(host_status("sandbox", findings, model))
+    # beryl3's local backups are fresh but its copies stopped leaving the server: not ok.
+    assert projects["beryl3"].backup_ok and not projects["beryl3"].offsite_ok
+    assert projects["project2"].offsite_ok and projects["project2"].offsite_age == 1800
+    # No off-site metric (no `backups.remote`): nothing to judge.
+    assert projects["shared"].offsite_age is None and projects["shared"].offsite_ok
+    lines = summary_lines(projects.values())
+    assert "beryl3: last successful off-site copy 4d ago" in lines
+    assert not any(line.startswith("project2: last successful off-site") for line in lines)
+
+
+def test_status_command_shows_the_offsite_column(
+    findings: dict[str, Any], model: Derived, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The CLI's table and summary for a read status (the playbook run replaced: it needs a server)."""
+    from typer.testing import CliRunner
+
+    from stagectl import status as status_mod
+    from stagectl.cli import app
+
+    def read(*_args: Any, **_kwargs: Any) -> status_mod.StatusReport:
+        return status_mod.StatusReport([host_status("sandbox", findings, model)])
+
+    monkeypatch.setattr(status_mod, "run_status", read)
+    monkeypatch.setenv("COLUMNS", "250")
+    (tmp_path / "key").write_text("x\n")
+    result = CliRunner().invoke(app, ["status", "--env", str(tmp_path), "--vault-password-file", str(tmp_path / "key")])
+    assert result.exit_code == 1, result.output
+    assert "off-site" in result.output and "last backup" in result.output
+    beryl3 = next(line for line in result.output.splitlines() if " beryl3 " in line)
+    project2 = next(line for line in result.output.splitlines() if " project2 " in line)
+    # local age, then off-site age, in that order
+    assert beryl3.index("1h ago") < beryl3.index("4d ago"), beryl3
+    assert project2.index("1d ago") < project2.index("30m ago"), project2
+    assert "beryl3: last successful off-site copy 4d ago" in result.output
+    assert "status needs attention" in result.output
 
 
 def test_healthy_server_is_ok(findings: dict[str, Any], model: Derived) -> None:

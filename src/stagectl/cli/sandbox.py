@@ -106,16 +106,17 @@ def alerts(
 @app.command("down")
 def down(
     name: SandboxName = "stagectl-sandbox",
-    remove_data: Annotated[bool, typer.Option("--remove-data", help="Also delete its Docker volume.")] = False,
+    remove_data: Annotated[bool, typer.Option("--remove-data", help="Also delete its volumes (the server's data).")] = False,
 ) -> None:
-    """Stop and remove the sandbox (its Docker data volume is kept unless --remove-data)."""
+    """Stop and remove the sandbox (its volumes, with the server's data, are kept unless --remove-data)."""
     from stagectl.sandbox import acme, server
 
     result = server.down(name, remove_data=remove_data)
     acme.down(name)
-    volume = "removed" if result.volume_removed else "kept (use --remove-data to delete it)"
+    kept = "removed" if result.volume_removed else "kept (use --remove-data to delete them)"
+    volumes = f"volumes {', '.join(result.volumes)} {kept}" if result.volumes else "no volumes"
     container = "removed" if result.container_removed else "was not there"
-    console().print(f"sandbox '{name}': container {container}; volume {result.volume} {volume}", markup=False)
+    console().print(f"sandbox '{name}': container {container}; {volumes}", markup=False)
 
 
 @app.command("ssh")
@@ -146,5 +147,5 @@ def status(name: SandboxName = "stagectl-sandbox") -> None:
         return
     ports = ", ".join(f"127.0.0.1:{host}->{inner}" for inner, host in sorted(current.ports.items()))
     out.print(f"sandbox '{name}': {current.state}, systemd {current.systemd_state or 'unknown'}; "
-              f"ports {ports or 'none'}; volume {current.volume}"
+              f"ports {ports or 'none'}; volumes {', '.join((current.volume, *current.data_volumes))}"
               + ("" if current.image_current else " (older image: down and up to refresh)"), markup=False)

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 def status(env: EnvDir = Path("."), vault_password_file: VaultFile = None) -> None:
-    """Stacks, scrape targets, firing alerts, last backup and certificate expiry, per project.
+    """Stacks, scrape targets, firing alerts, last backup (local and off-site) and certificate expiry, per project.
     Changes nothing; exit 1 when anything needs attention."""
     from stagectl import status as status_mod
 
@@ -26,7 +26,7 @@ def status(env: EnvDir = Path("."), vault_password_file: VaultFile = None) -> No
     )
     for host in report:
         table = Table(title=f"stagectl status: {host.host}")
-        for column in ("project", "stack", "targets", "alerts", "last backup", "certificates"):
+        for column in ("project", "stack", "targets", "alerts", "last backup", "off-site", "certificates"):
             table.add_column(column)
         for project in host.projects:
             table.add_row(project.name, *status_cells(project))
@@ -61,7 +61,8 @@ def status_cells(project: ProjectStatus) -> list[str]:
         if project.alerts else mark(True, "none")
     )
     backup = "-" if project.backup_age is None else mark(project.backup_ok, f"{age(project.backup_age)} ago")
+    offsite = "-" if project.offsite_age is None else mark(project.offsite_ok, f"{age(project.offsite_age)} ago")
     certificates = ", ".join(
         mark(c.days_left >= CERTIFICATE_MIN_DAYS, f"{c.domain} {c.days_left:.0f}d") for c in project.certificates
     ) or "-"
-    return [stack, targets, alerts, backup, certificates]
+    return [stack, targets, alerts, backup, offsite, certificates]

@@ -6,7 +6,12 @@ the options of SANDBOX_RUN_OPTIONS), reachable like a real server: SSH on 127.0.
 `bootstrap` and `deploy` run against it unchanged. It also gets:
 
 * a named volume on /var/lib/docker: the inner Docker needs a real file system for overlay2,
-  and the projects' data (PostgreSQL, Redis volumes) survive `down`/`up` and restarts;
+  and its images, containers and volumes survive `down`/`up` and restarts;
+* named volumes on the directories that hold the server's data (DATA_MOUNTS: /opt with the
+  projects' PostgreSQL, Redis and media directories, the shared stack's data and the backups, and
+  /etc/letsencrypt), so that `down` then `up` gives a fresh operating system with the data kept,
+  like a reinstalled server with its data disk: bootstrap and deploy again, and every project
+  comes back with its rows. Only `down --remove-data` deletes them;
 * the stand-in image archive directory (see `stagectl.sandbox.archive`) mounted read-only at
   /opt/stagectl-images, because no registry is reachable: the `common` role loads the archive
   named in `docker.preload_archives` once Docker is installed.
@@ -68,6 +73,8 @@ SSH_TIMEOUT = 60.0
 #: systemd on the server stops the inner Docker and its containers cleanly on SIGRTMIN+3;
 #: Docker's default 10 s would cut that short and SIGKILL the whole tree.
 STOP_TIMEOUT = 60
+#: Server directory -> suffix of the named volume kept on it (see the module docstring).
+DATA_MOUNTS: tuple[tuple[str, str], ...] = (("/opt", "opt"), ("/etc/letsencrypt", "letsencrypt"))
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
 
 Action = Literal["created", "started", "running", "restarted"]
@@ -93,6 +100,8 @@ class SandboxInfo:
     known_hosts: Path
     volume: str
     archive_dir: Path
+    #: The named volumes on the server's data directories (DATA_MOUNTS), in that order.
+    data_volumes: tuple[str, ...] = ()
     #: What the call that returned this did.
     action: Action = "running"
     systemd_state: str = ""
@@ -128,6 +137,8 @@ class SandboxStatus:
     systemd_state: str = ""
     volume: str = ""
     volume_exists: bool = False
+    #: The data volumes (DATA_MOUNTS) that exist now.
+    data_volumes: tuple[str, ...] = ()
     info: SandboxInfo | None = None
 
 
@@ -137,6 +148,8 @@ class DownResult:
     container_removed: bool
     volume: str
     volume_removed: bool
+    #: Every volume of the sandbox (Docker's and the data ones) that was there.
+    volumes: tuple[str, ...] = ()
 
 
 # --- paths and keys -----------------------------------------------------------------------------
@@ -150,6 +163,14 @@ def default_state_dir(name: str = DEFAULT_NAME) -> Path:
 
 def volume_name(name: str) -> str:
     return f"{name}-docker"
+
+
+def data_volume_names(name: str) -> tuple[str, ...]:
+    return tuple(f"{name}-{suffix}" for _path, suffix in DATA_MOUNTS)
+
+
+def all_volume_names(name: str) -> tuple[str, ...]:
+    return (volume_name(name), *data_volume_names(name))
 
 
 def _pub(key: Path) -> Path:
@@ -323,6 +344,7 @@ def _info(data: dict[str, Any], action: Action, **extra: Any) -> SandboxInfo:
         ansible_key=state_dir / ANSIBLE_KEY,
         known_hosts=state_dir / KNOWN_HOSTS,
         volume=volume_name(name),
+        data_volumes=data_volume_names(name),
         archive_dir=Path(labels.get(LABEL_ARCHIVE_DIR) or ""),
         action=action,
         **extra,
@@ -472,8 +494,7 @@ def _build_image(builder: ImageBuilder | None, on_progress: Progress) -> str:
     return builder.ref("sandbox-server")
 
 
-def _ensure_volume(name: str) -> str:
-    volume = volume_name(name)
+def _ensure_volume(name: str, volume: str) -> str:
     data = docker_cli.inspect("volume", volume)
     if data is None:
         docker_cli.run("volume", "create", "--label", f"{LABEL}={name}", volume)
@@ -488,7 +509,12 @@ def _ensure_volume(name: str) -> str:
 def _run_container(
     name: str, image: str, ports: dict[str, int], state_dir: Path, archive_dir: Path
 ) -> None:
-    volume = _ensure_volume(name)
+    volume = _ensure_volume(name, volume_name(name))
+    data_mounts = [
+        option
+        for (path, _suffix), data_volume in zip(DATA_MOUNTS, data_volume_names(name), strict=True)
+        for option in ("-v", f"{_ensure_volume(name, data_volume)}:{path}")
+    ]
     args = [
         "run", "-d", "--name", name, "--hostname", HOSTNAME,
         "--label", f"{LABEL}={name}",
@@ -496,6 +522,7 @@ def _run_container(
         "--label", f"{LABEL_ARCHIVE_DIR}={archive_dir}",
         *SANDBOX_RUN_OPTIONS,
         "-v", f"{volume}:/var/lib/docker",
+        *data_mounts,
         "-v", f"{archive_dir}:{SERVER_ARCHIVE_DIR}:ro",
         "-p", f"{LOOPBACK}:{ports['ssh']}:22",
         "-p", f"{LOOPBACK}:{ports['http']}:80",
@@ -625,9 +652,10 @@ def restart(
 def down(
     name: str = DEFAULT_NAME, remove_data: bool = False, on_progress: Progress | None = None
 ) -> DownResult:
-    """Stop and remove the container. The Docker volume (the inner Docker's images, containers
-    and project volumes) is kept unless `remove_data`; the keys in the state dir are kept either
-    way, so an environment written for this sandbox stays valid. Missing pieces are no error."""
+    """Stop and remove the container. Its volumes (the inner Docker's images, containers and
+    volumes; the server's data directories, DATA_MOUNTS) are kept unless `remove_data`, and the
+    next `up` mounts them again; the keys in the state dir are kept either way, so an environment
+    written for this sandbox stays valid. Missing pieces are no error."""
     progress: Progress = on_progress or (lambda _line: None)
     _check_name(name)
     docker_cli.require_daemon()
@@ -640,19 +668,22 @@ def down(
         progress(f"removing container '{name}'")
         docker_cli.run("rm", "-f", name)
         removed = True
-    volume = volume_name(name)
-    volume_removed = False
-    if remove_data:
+    present = []
+    for volume in all_volume_names(name):
         vol = docker_cli.inspect("volume", volume)
-        if vol is not None:
-            if LABEL not in (vol.get("Labels") or {}):
-                raise NotASandbox(
-                    f"volume '{volume}' was not made by `stagectl sandbox up`; not removing it"
-                )
+        if vol is None:
+            continue
+        if remove_data and LABEL not in (vol.get("Labels") or {}):
+            raise NotASandbox(
+                f"volume '{volume}' was not made by `stagectl sandbox up`; not removing it",
+                hint="remove it yourself if it is yours to remove, or leave it",
+            )
+        present.append(volume)
+    if remove_data:
+        for volume in present:
             progress(f"removing volume '{volume}'")
             docker_cli.run("volume", "rm", volume)
-            volume_removed = True
-    return DownResult(name, removed, volume, volume_removed)
+    return DownResult(name, removed, volume_name(name), remove_data and bool(present), tuple(present))
 
 
 def status(name: str = DEFAULT_NAME) -> SandboxStatus:
@@ -661,9 +692,13 @@ def status(name: str = DEFAULT_NAME) -> SandboxStatus:
     docker_cli.require_daemon()
     volume = volume_name(name)
     volume_exists = docker_cli.inspect("volume", volume) is not None
+    data_volumes = tuple(v for v in data_volume_names(name) if docker_cli.inspect("volume", v))
     data = _container(name)
     if data is None:
-        return SandboxStatus(name, False, "absent", volume=volume, volume_exists=volume_exists)
+        return SandboxStatus(
+            name, False, "absent", volume=volume, volume_exists=volume_exists,
+            data_volumes=data_volumes,
+        )
     running = bool(data["State"].get("Running"))
     systemd_state = ""
     if running:
@@ -686,6 +721,7 @@ def status(name: str = DEFAULT_NAME) -> SandboxStatus:
         systemd_state=systemd_state,
         volume=volume,
         volume_exists=volume_exists,
+        data_volumes=data_volumes,
         info=_info(data, "running", systemd_state=systemd_state) if running else None,
     )
 
