@@ -273,15 +273,36 @@ def read_procfile(top: Path, result: Inspection) -> AppProcesses:
     return AppProcesses(**commands)
 
 
-def _container_path(value: Any, key: str, workdir: PurePosixPath, result: Inspection) -> str | None:
+def _container_path(value: Any, key: str, workdir: PurePosixPath, app_dir: PurePosixPath,
+                    result: Inspection) -> str | None:
     if not isinstance(value, PurePosixPath | str) or not str(value):
         return None
     # A relative path is relative to the working directory: manage.py's directory in the image.
     path = str(PurePosixPath(os.path.normpath(str(workdir / str(value)))))
-    if not path.startswith(str(APP_DIR) + "/"):
-        result.warnings.append(f"{key} is {path}, outside the app directory {APP_DIR}: check that the "
+    if not path.startswith(str(app_dir) + "/"):
+        result.warnings.append(f"{key} is {path}, outside the app directory {app_dir}: check that the "
                                "image can write there")
     return path
+
+
+def dockerfile_workdir(path: Path) -> PurePosixPath:
+    """The app directory in an image built from the app's own Dockerfile: the last WORKDIR of its
+    final stage (where `COPY . .` puts the source), else stagectl's /app."""
+    workdir = APP_DIR
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return workdir
+    for line in lines:
+        words = line.split()
+        if len(words) < 2 or words[0].startswith("#"):
+            continue
+        instruction = words[0].upper()
+        if instruction == "FROM":
+            workdir = APP_DIR
+        elif instruction == "WORKDIR" and "$" not in words[1]:
+            workdir = workdir / words[1].strip("\"'")
+    return PurePosixPath(os.path.normpath(str(workdir)))
 
 
 def inspect_source(top: Path, *, settings: str | None = None, dockerfile: str | None = None) -> Inspection:
@@ -296,7 +317,8 @@ def inspect_source(top: Path, *, settings: str | None = None, dockerfile: str | 
     result.manage_py = manage.relative_to(top).as_posix()
     result.found.append(("manage.py", result.manage_py, "top directory" if manage.parent == top else "one level down"))
     base = manage.parent
-    base_in_container = APP_DIR / base.relative_to(top).as_posix() if base != top else APP_DIR
+    app_dir = dockerfile_workdir(top / values["dockerfile"]) if values["builder"] == "dockerfile" else APP_DIR
+    base_in_container = app_dir / base.relative_to(top).as_posix() if base != top else app_dir
     if base != top:
         values["directory"] = base.relative_to(top).as_posix()
         result.warnings.append(f"manage.py is in {values['directory']}/: the app runs from {base_in_container}")
@@ -346,7 +368,7 @@ def inspect_source(top: Path, *, settings: str | None = None, dockerfile: str | 
         name = key.lower()
         if key not in assigned:
             continue
-        resolved = _container_path(assigned[key], key, base_in_container, result)
+        resolved = _container_path(assigned[key], key, base_in_container, app_dir, result)
         if resolved is None:
             result.warnings.append(f"{key} in {module} is not a path stagectl can read statically: "
                                    f"keeping {getattr(defaults, name)} (set app.{name} to override)")

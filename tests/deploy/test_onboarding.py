@@ -1,16 +1,25 @@
 """Onboarding on the sandbox: `project add` a third project, `deploy --project` wires it completely
 (route, scrape jobs) without touching the other projects' containers, a second deploy changes
-nothing, and `project remove` takes it off again."""
+nothing, and `project remove` takes it off again. Then each build style of the fixture apps (uv,
+pip with a Procfile and a source-only dependency, Poetry, the app's own Dockerfile) the same way,
+one at a time, each removed once checked, so the shared sandbox never carries more than three
+projects: served over HTTPS through the main nginx, its static files served, its migrations applied.
+Only the own-Dockerfile style runs in `scripts/test.sh all`; `-m styles` runs the others."""
 
 from __future__ import annotations
 
+import shlex
+import shutil
 import time
+from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from stagectl.cli import app
 from stagectl.deploy import deploy
+from stagectl.environment import ALL_VARS
 from tests.deploy.conftest import DEMO_APP, Deployed
 from tests.deploy.test_end_to_end import PROJECTS, https
 
@@ -70,3 +79,79 @@ def test_add_deploy_and_remove_a_third_project(deployed: Deployed) -> None:
         # one expect the example's two projects only.
         if f"name: {NEW}\n" in deployed.root.joinpath("inventory/staging.yml").read_text():
             runner.invoke(app, ["project", "remove", NEW, "--yes", *env])
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "apps"
+# Fixture directory -> (project name, extra `project add` options).
+STYLES: dict[str, tuple[str, list[str]]] = {
+    "uv-app": ("uvapp", []),
+    "pip-app": ("pipapp", []),
+    "poetry-app": ("poetryapp", []),
+    "dockerfile-app": ("dockerapp", ["--dockerfile", "Dockerfile"]),
+}
+
+
+def _source(fixture: str, deployed: Deployed, tmp_path: Path) -> Path:
+    """The fixture app as `project add` gets it. Test-bed plumbing: no registry answers here, so the
+    own Dockerfile's default base image (the official Python image) becomes the environment's
+    stand-in for it, as an operator would pin their own base."""
+    if fixture != "dockerfile-app":
+        return FIXTURES / fixture
+    copy = tmp_path / fixture
+    shutil.copytree(FIXTURES / fixture, copy, ignore=shutil.ignore_patterns(".venv", "__pycache__"))
+    python = yaml.safe_load((deployed.root / ALL_VARS).read_text())["project_defaults"]["images"]["python"]
+    dockerfile = copy / "Dockerfile"
+    text = dockerfile.read_text()
+    assert "ARG PYTHON_IMAGE=python:3.13-slim\n" in text
+    dockerfile.write_text(text.replace("ARG PYTHON_IMAGE=python:3.13-slim\n", f"ARG PYTHON_IMAGE={python}\n"))
+    return copy
+
+
+def _psql(deployed: Deployed, project: str, sql: str) -> str:
+    return deployed.sh(
+        f"docker exec {project}-postgres sh -c 'psql -U \"$POSTGRES_USER\" -d \"$POSTGRES_DB\" -tAc \"$0\"' "
+        f"{shlex.quote(sql)}"
+    ).strip()
+
+
+# The own Dockerfile is the style no other sandbox test deploys (the demo app is a uv project built
+# with stagectl's Dockerfile, as pip and Poetry apps are; tests/image builds and runs each style).
+# The other three cost minutes each, mostly their image builds: outside CI's time budget, run
+# with `-m styles`.
+STYLE_PARAMS = [pytest.param(f, id=f, marks=() if f == "dockerfile-app" else pytest.mark.styles) for f in STYLES]
+
+
+@pytest.mark.parametrize("fixture", STYLE_PARAMS)
+def test_each_build_style_onboarded_served_and_removed(deployed: Deployed, fixture: str, tmp_path: Path) -> None:
+    name, options = STYLES[fixture]
+    domain = f"{name}.sandbox.test"
+    env = ["--env", str(deployed.root), "--vault-password-file", str(deployed.vault_password_file)]
+    runner = CliRunner()
+    before = container_ids(deployed)
+    others = {n: cid for n, cid in before.items() if n.startswith(tuple(f"{p}-" for p in PROJECTS))}
+
+    started = time.monotonic()
+    added = runner.invoke(app, ["project", "add", name, "--repo", str(_source(fixture, deployed, tmp_path)),
+                                *options, *env])
+    assert added.exit_code == 0, added.output
+    try:
+        result = deploy(deployed.root, deployed.vault_password_file, project=name).run
+        assert result.ok, "\n".join(f"{f.task}: {f.message}" for f in result.failures)
+        assert https(deployed, domain, "/health/")[0] == 200
+        print(f"\n[figure] {fixture}: project add + deploy --project (image built) + HTTPS 200: "
+              f"{time.monotonic() - started:.0f} s")
+
+        # A file collectstatic wrote in the container, served by the project's nginx.
+        status, body = https(deployed, domain, "/static/items/site.css")
+        assert (status, body.startswith("body")) == (200, True), (status, body[:200])
+        # The release step ran the app's migrations before the app served.
+        assert _psql(deployed, name, "SELECT name FROM django_migrations WHERE app = 'items'") == "0001_initial"
+        assert _psql(deployed, name, "SELECT to_regclass('public.items_item') IS NOT NULL") == "t"
+        assert {n: container_ids(deployed).get(n) for n in others} == others, "other projects' containers kept"
+    finally:
+        started = time.monotonic()
+        removed = runner.invoke(app, ["project", "remove", name, "--yes", *env])
+        print(f"[figure] {fixture}: project remove: {time.monotonic() - started:.0f} s")
+    assert removed.exit_code == 0, removed.output
+    assert not [n for n in container_ids(deployed) if n.startswith(f"{name}-")]
+    assert https(deployed, domain, "/health/")[0] != 200

@@ -1433,6 +1433,10 @@ def test_own_dockerfile_is_built_as_it_is(variant: Rendered) -> None:
     # Defaults of the app entry: health on /, the app's own static root.
     assert "c.request('GET',\"/\"" in django["healthcheck"]["test"][3]
     assert django["volumes"] == ["./data/static:/app/staticfiles", "./data/media:/app/media"]
+    # Whatever USER its Dockerfile names: the owner of those volumes (project_app_uid), which no
+    # other uid may write to without capabilities.
+    assert django["user"] == "10001:10001"
+    assert "user" not in variant.compose("project2")["services"]["django"]  # stagectl's image has it
 
 
 def test_prometheus_scrapes_only_apps_with_a_metrics_path(variant: Rendered) -> None:

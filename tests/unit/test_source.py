@@ -129,6 +129,20 @@ def test_own_dockerfile_when_asked_or_when_no_dependency_file(tmp_path: Path) ->
         inspect_source(top, dockerfile="nope")
 
 
+def test_own_dockerfile_paths_are_under_its_final_workdir(tmp_path: Path) -> None:
+    top = write_tree(tmp_path, {
+        **django_files(),
+        "Dockerfile": "FROM python:3.13 AS build\nWORKDIR /build\nFROM python:3.13-slim\n"
+                      "WORKDIR /srv\nworkdir app\nCOPY . .\n",
+    })
+    result = inspect_source(top, dockerfile="Dockerfile")
+    assert (result.app.static_root, result.app.media_root) == ("/srv/app/collected", "/srv/app/uploads")
+    assert not [w for w in result.warnings if "outside the app directory" in w]
+    # Without a WORKDIR in the final stage: stagectl's app directory, as for its own image.
+    (top / "Dockerfile").write_text("FROM python:3.13 AS build\nWORKDIR /build\nFROM python:3.13-slim\n")
+    assert inspect_source(top, dockerfile="Dockerfile").app.static_root == "/app/collected"
+
+
 def test_not_django_names_what_is_missing(tmp_path: Path) -> None:
     top = write_tree(tmp_path, {"requirements.txt": "flask\n", "app.py": "print()\n"})
     with pytest.raises(SourceError, match="not a Django project: no manage.py"):
