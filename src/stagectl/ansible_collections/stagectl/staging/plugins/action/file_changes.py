@@ -1,0 +1,121 @@
+"""Action plugin: which files of a role's manifest differ on the host, in one round trip."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: file_changes
+short_description: List the entries of a file manifest whose file on the host differs from the rendering
+description:
+  - Renders every entry of O(files) on the controller exactly as C(stagectl.staging.render_files)
+    does (the bytes M(ansible.builtin.template) writes), then reads the checksum, mode and owner
+    of every destination on the managed host with ONE M(ansible.builtin.find) run, and returns
+    the destinations whose file is missing or differs in content, mode, owner or group.
+  - A deploy then writes only those entries with M(ansible.builtin.template); an unchanged stack
+    costs one module run instead of one per file, and a file edited by hand on the host is still
+    found (its checksum differs) and written again.
+  - Read-only on the host, so it also runs in check mode; never returns a file's content.
+options:
+  files:
+    description: The manifest, a list of dicts with C(src), C(dest), C(mode) and optional C(owner), C(group).
+    type: list
+    elements: dict
+    required: true
+  compose_file:
+    description:
+      - The C(dest) of the manifest entry that is the stack's Compose file. When given, the
+        result also names the services C(docker compose up) starts (those without C(profiles)),
+        read from the rendering, so that a deploy can tell whether every one of them runs.
+    type: str
+"""
+
+RETURN = r"""
+changed_dests:
+  description: The C(dest) of every entry that a write would change, in manifest order.
+  type: list
+  elements: str
+compose_services:
+  description: With O(compose_file), the sorted names of the services that C(up) starts.
+  type: list
+  elements: str
+"""
+
+import hashlib
+import os
+from typing import Any
+
+import yaml
+from ansible.errors import AnsibleActionFail, AnsibleError
+from ansible.plugins.action import ActionBase
+from ansible_collections.stagectl.staging.plugins.action.render_files import (  # type: ignore[import-untyped]
+    ActionModule as RenderFiles,
+)
+
+
+def _matches(entry: dict[str, Any], found: dict[str, Any] | None, checksum: str) -> bool:
+    if found is None or found.get("checksum") != checksum:
+        return False
+    if int(str(found.get("mode", "0")), 8) & 0o7777 != int(str(entry["mode"]), 8):
+        return False
+    # ansible.builtin.template's defaults in the roles: root:root; the manifests give numeric ids.
+    for key, uid_key, name_key in (("owner", "uid", "pw_name"), ("group", "gid", "gr_name")):
+        wanted = str(entry.get(key, "root"))
+        have = str(found.get(uid_key)) if wanted.isdigit() else str(found.get(name_key))
+        if wanted != have:
+            return False
+    return True
+
+
+# ansible-core is untyped: ActionBase is Any to mypy, which strict mode will not subclass.
+class ActionModule(ActionBase):  # type: ignore[misc]
+    TRANSFERS_FILES = False
+
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        task_vars = task_vars or {}
+        result: dict[str, Any] = super().run(tmp, task_vars)
+        try:
+            files = [dict(entry) for entry in self._task.args["files"]]
+        except KeyError:
+            raise AnsibleActionFail("file_changes needs the argument 'files'") from None
+
+        # The same rendering step as `stagectl plan`, with this task's loader and templar.
+        renderer = RenderFiles(self._task, self._connection, self._play_context, self._loader,
+                               self._templar, self._shared_loader_obj)
+        compose_file = self._task.args.get("compose_file")
+        compose_services: list[str] = []
+        checksums = []
+        for entry in files:
+            try:
+                text = renderer._render_one(entry, task_vars)
+            except AnsibleError as exc:
+                raise AnsibleActionFail(f"{entry['src']} (for {entry['dest']}): {exc.message}") from None
+            checksums.append(hashlib.sha1(text.encode("utf-8")).hexdigest())
+            if compose_file and str(entry["dest"]) == str(compose_file):
+                services = (yaml.safe_load(text) or {}).get("services") or {}
+                compose_services = sorted(name for name, spec in services.items()
+                                          if not (spec or {}).get("profiles"))
+
+        found: dict[str, dict[str, Any]] = {}
+        if files:
+            dests = [str(entry["dest"]) for entry in files]
+            listing = self._execute_module(
+                module_name="ansible.builtin.find",
+                module_args={
+                    "paths": sorted({os.path.dirname(d) for d in dests}),
+                    "patterns": sorted({os.path.basename(d) for d in dests}),
+                    "file_type": "file",
+                    "hidden": True,
+                    "get_checksum": True,
+                    "checksum_algorithm": "sha1",
+                },
+                task_vars=task_vars,
+            )
+            if listing.get("failed"):
+                raise AnsibleActionFail(f"could not read the files on the host: {listing.get('msg', '')}")
+            found = {str(f["path"]): f for f in listing.get("files", [])}
+
+        changed = [str(entry["dest"]) for entry, checksum in zip(files, checksums, strict=True)
+                   if not _matches(entry, found.get(str(entry["dest"])), checksum)]
+        result.update(changed=False, changed_dests=changed)
+        if compose_file:
+            result["compose_services"] = compose_services
+        return result
