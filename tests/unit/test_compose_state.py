@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 
-from stagectl.ansible_collections.stagectl.staging.plugins.filter.compose_state import compose_settled
+from stagectl.ansible_collections.stagectl.staging.plugins.filter.compose_state import (
+    compose_settled,
+)
 
 
 def ps(*containers: dict[str, str]) -> str:

@@ -20,6 +20,14 @@ options:
     type: list
     elements: dict
     required: true
+  directories:
+    description:
+      - Directories the role creates, dicts with C(path), C(mode) and optional C(owner), C(group)
+        (an owner or group left out is not compared, as M(ansible.builtin.file) leaves it alone).
+        Read by the same M(ansible.builtin.find) run.
+    type: list
+    elements: dict
+    default: []
   compose_file:
     description:
       - The C(dest) of the manifest entry that is the stack's Compose file. When given, the
@@ -31,6 +39,10 @@ options:
 RETURN = r"""
 changed_dests:
   description: The C(dest) of every entry that a write would change, in manifest order.
+  type: list
+  elements: str
+changed_directories:
+  description: The C(path) of every entry of O(directories) that is missing or differs in mode or owner.
   type: list
   elements: str
 compose_services:
@@ -51,18 +63,28 @@ from ansible_collections.stagectl.staging.plugins.action.render_files import (  
 )
 
 
-def _matches(entry: dict[str, Any], found: dict[str, Any] | None, checksum: str) -> bool:
-    if found is None or found.get("checksum") != checksum:
-        return False
+def _same_attributes(entry: dict[str, Any], found: dict[str, Any], default_owner: str | None) -> bool:
     if int(str(found.get("mode", "0")), 8) & 0o7777 != int(str(entry["mode"]), 8):
         return False
-    # ansible.builtin.template's defaults in the roles: root:root; the manifests give numeric ids.
+    # The manifests give numeric ids or names; a missing one is the task's default (root for
+    # ansible.builtin.template in the roles; left alone for a directory without one).
     for key, uid_key, name_key in (("owner", "uid", "pw_name"), ("group", "gid", "gr_name")):
-        wanted = str(entry.get(key, "root"))
-        have = str(found.get(uid_key)) if wanted.isdigit() else str(found.get(name_key))
-        if wanted != have:
+        wanted = entry.get(key, default_owner)
+        if wanted is None:
+            continue
+        have = found.get(uid_key) if str(wanted).isdigit() else found.get(name_key)
+        if str(wanted) != str(have):
             return False
     return True
+
+
+def _file_matches(entry: dict[str, Any], found: dict[str, Any] | None, checksum: str) -> bool:
+    return (found is not None and bool(found.get("isreg")) and found.get("checksum") == checksum
+            and _same_attributes(entry, found, "root"))
+
+
+def _directory_matches(entry: dict[str, Any], found: dict[str, Any] | None) -> bool:
+    return found is not None and bool(found.get("isdir")) and _same_attributes(entry, found, None)
 
 
 # ansible-core is untyped: ActionBase is Any to mypy, which strict mode will not subclass.
@@ -76,6 +98,7 @@ class ActionModule(ActionBase):  # type: ignore[misc]
             files = [dict(entry) for entry in self._task.args["files"]]
         except KeyError:
             raise AnsibleActionFail("file_changes needs the argument 'files'") from None
+        directories = [dict(entry) for entry in self._task.args.get("directories") or []]
 
         # The same rendering step as `stagectl plan`, with this task's loader and templar.
         renderer = RenderFiles(self._task, self._connection, self._play_context, self._loader,
@@ -95,14 +118,14 @@ class ActionModule(ActionBase):  # type: ignore[misc]
                                           if not (spec or {}).get("profiles"))
 
         found: dict[str, dict[str, Any]] = {}
-        if files:
-            dests = [str(entry["dest"]) for entry in files]
+        paths = [str(entry["dest"]) for entry in files] + [str(entry["path"]).rstrip("/") for entry in directories]
+        if paths:
             listing = self._execute_module(
                 module_name="ansible.builtin.find",
                 module_args={
-                    "paths": sorted({os.path.dirname(d) for d in dests}),
-                    "patterns": sorted({os.path.basename(d) for d in dests}),
-                    "file_type": "file",
+                    "paths": sorted({os.path.dirname(p) or "/" for p in paths}),
+                    "patterns": sorted({os.path.basename(p) for p in paths}),
+                    "file_type": "any",
                     "hidden": True,
                     "get_checksum": True,
                     "checksum_algorithm": "sha1",
@@ -114,8 +137,10 @@ class ActionModule(ActionBase):  # type: ignore[misc]
             found = {str(f["path"]): f for f in listing.get("files", [])}
 
         changed = [str(entry["dest"]) for entry, checksum in zip(files, checksums, strict=True)
-                   if not _matches(entry, found.get(str(entry["dest"])), checksum)]
-        result.update(changed=False, changed_dests=changed)
+                   if not _file_matches(entry, found.get(str(entry["dest"])), checksum)]
+        changed_directories = [str(entry["path"]) for entry in directories
+                               if not _directory_matches(entry, found.get(str(entry["path"]).rstrip("/")))]
+        result.update(changed=False, changed_dests=changed, changed_directories=changed_directories)
         if compose_file:
             result["compose_services"] = compose_services
         return result
