@@ -28,6 +28,14 @@ options:
     type: list
     elements: dict
     default: []
+  copies:
+    description:
+      - Files copied from the controller as they are (M(ansible.builtin.copy)), dicts with C(src)
+        (a path on the controller), C(dest), C(mode) and optional C(owner), C(group). Compared by
+        the same M(ansible.builtin.find) run; their content never leaves the controller here.
+    type: list
+    elements: dict
+    default: []
   compose_file:
     description:
       - The C(dest) of the manifest entry that is the stack's Compose file. When given, the
@@ -43,6 +51,10 @@ changed_dests:
   elements: str
 changed_directories:
   description: The C(path) of every entry of O(directories) that is missing or differs in mode or owner.
+  type: list
+  elements: str
+changed_copies:
+  description: The C(dest) of every entry of O(copies) whose file differs or is missing.
   type: list
   elements: str
 compose_services:
@@ -99,6 +111,7 @@ class ActionModule(ActionBase):  # type: ignore[misc]
         except KeyError:
             raise AnsibleActionFail("file_changes needs the argument 'files'") from None
         directories = [dict(entry) for entry in self._task.args.get("directories") or []]
+        copies = [dict(entry) for entry in self._task.args.get("copies") or []]
 
         # The same rendering step as `stagectl plan`, with this task's loader and templar.
         renderer = RenderFiles(self._task, self._connection, self._play_context, self._loader,
@@ -118,7 +131,17 @@ class ActionModule(ActionBase):  # type: ignore[misc]
                                           if not (spec or {}).get("profiles"))
 
         found: dict[str, dict[str, Any]] = {}
-        paths = [str(entry["dest"]) for entry in files] + [str(entry["path"]).rstrip("/") for entry in directories]
+        copy_checksums = []
+        for entry in copies:
+            try:
+                source = self._find_needle("files", str(entry["src"]))
+                with open(source, "rb") as handle:
+                    copy_checksums.append(hashlib.sha1(handle.read()).hexdigest())
+            except (AnsibleError, OSError) as exc:
+                raise AnsibleActionFail(f"cannot read {entry['src']} (for {entry['dest']}): {exc}") from None
+
+        paths = ([str(entry["dest"]) for entry in files + copies]
+                 + [str(entry["path"]).rstrip("/") for entry in directories])
         if paths:
             listing = self._execute_module(
                 module_name="ansible.builtin.find",
@@ -140,7 +163,10 @@ class ActionModule(ActionBase):  # type: ignore[misc]
                    if not _file_matches(entry, found.get(str(entry["dest"])), checksum)]
         changed_directories = [str(entry["path"]) for entry in directories
                                if not _directory_matches(entry, found.get(str(entry["path"]).rstrip("/")))]
-        result.update(changed=False, changed_dests=changed, changed_directories=changed_directories)
+        changed_copies = [str(entry["dest"]) for entry, checksum in zip(copies, copy_checksums, strict=True)
+                          if not _file_matches(entry, found.get(str(entry["dest"])), checksum)]
+        result.update(changed=False, changed_dests=changed, changed_directories=changed_directories,
+                      changed_copies=changed_copies)
         if compose_file:
             result["compose_services"] = compose_services
         return result
