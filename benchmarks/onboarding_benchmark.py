@@ -16,21 +16,17 @@ from __future__ import annotations
 import argparse
 import shutil
 import subprocess
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import yaml
+from bench_sandbox import DEMO_APP, deployed_sandbox
 
-from stagectl.deploy import bootstrap, deploy
+from stagectl.deploy import deploy
 from stagectl.environment import ALL_VARS
 from stagectl.onboard import add_project, remove_project
-from stagectl.sandbox import archive, server
-from stagectl.sandbox.environment import bootstrap_target, write_sandbox_environment
 
 REPO = Path(__file__).resolve().parents[1]
-DEMO_APP = REPO / "examples" / "demo-app"
 FIXTURES = REPO / "tests" / "fixtures" / "apps"
 EXAMPLE_PROJECTS = ("beryl3", "project2")
 # Fixture directory -> (project name, its health path, --dockerfile).
@@ -106,29 +102,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--styles", action="store_true", help="also onboard each fixture app's build style")
     args = parser.parse_args()
-    images = archive.ensure_archive()
-    name = f"stagectl-bench-{uuid.uuid4().hex[:8]}"
-    with tempfile.TemporaryDirectory(prefix="stagectl-bench-") as tmp:
-        state = Path(tmp)
-        try:
-            info = server.up(name, 0, state_dir=state / "server", http_port=0, https_port=0,
-                             archive_dir=images.path.parent)
-            root, password_file = state / "environment", state / "vault-pass"
-            write_sandbox_environment(root, info, password_file, DEMO_APP, preload_archives=[images.server_path])
-            target = bootstrap_target(info)
-            if not bootstrap(root, password_file, target.login, connect_key=target.connect_key).ok:
-                raise SystemExit("bootstrap failed")
-            if not deploy(root, password_file).run.ok:
-                raise SystemExit("cold deploy failed")
-            onboard("third project, image cached (demo app)", root, password_file, info.name, info.https_port,
-                    "shop", DEMO_APP, "/healthz", remove=args.styles)
-            if args.styles:
-                for fixture, (project, health, dockerfile) in STYLES.items():
-                    source = dockerfile_source(state, root) if dockerfile else FIXTURES / fixture
-                    onboard(f"{fixture}, image built", root, password_file, info.name, info.https_port, project,
-                            source, health, dockerfile, remove=True)
-        finally:
-            server.down(name, remove_data=True)
+    with deployed_sandbox() as sandbox:
+        root, password_file, info = sandbox.root, sandbox.password_file, sandbox.info
+        onboard("third project, image cached (demo app)", root, password_file, info.name, info.https_port,
+                "shop", DEMO_APP, "/healthz", remove=args.styles)
+        if args.styles:
+            for fixture, (project, health, dockerfile) in STYLES.items():
+                source = dockerfile_source(sandbox.state, root) if dockerfile else FIXTURES / fixture
+                onboard(f"{fixture}, image built", root, password_file, info.name, info.https_port, project,
+                        source, health, dockerfile, remove=True)
 
 
 if __name__ == "__main__":

@@ -14,22 +14,18 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import yaml
+from bench_sandbox import DEMO_APP, deployed_sandbox
 
-from stagectl.deploy import bootstrap, deploy
+from stagectl.deploy import deploy
 from stagectl.environment import INVENTORY
-from stagectl.sandbox import archive, server
-from stagectl.sandbox.environment import bootstrap_target, write_sandbox_environment
 from stagectl.sandbox.handover import watch_hand_over
 from stagectl.sandbox.load import LoadResult, LoadTarget, background_load
 from stagectl.sandbox.releases import NOOP_MIGRATION, failing_migration
 
-DEMO_APP = Path(__file__).resolve().parents[1] / "examples" / "demo-app"
 PROJECT = "beryl3"
 
 FAILING_MIGRATION = failing_migration("0002_benchmark")
@@ -78,31 +74,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--min-requests", type=int, default=10_000)
     args = parser.parse_args()
-    images = archive.ensure_archive()
-    name = f"stagectl-bench-{uuid.uuid4().hex[:8]}"
-    with tempfile.TemporaryDirectory(prefix="stagectl-bench-") as tmp:
-        state = Path(tmp)
-        try:
-            info = server.up(name, 0, state_dir=state / "server", http_port=0, https_port=0,
-                             archive_dir=images.path.parent)
-            root, password_file = state / "environment", state / "vault-pass"
-            write_sandbox_environment(root, info, password_file, DEMO_APP, preload_archives=[images.server_path])
-            target = bootstrap_target(info)
-            if not bootstrap(root, password_file, target.login, connect_key=target.connect_key).ok:
-                raise SystemExit("bootstrap failed")
-            if not deploy(root, password_file).run.ok:
-                raise SystemExit("cold deploy failed")
-            good = make_release(state, "bench-good")
-            for label, repo in (
-                ("(a) release of a changed app", good),
-                ("(b) release that never gets healthy", make_release(state, "bench-broken", broken=True)),
-                ("(c) release whose migration fails", make_release(state, "bench-bad-migration",
-                                                                   failing_migration=True)),
-            ):
-                scenario(label, root, password_file, info.name, info.https_port, repo, args.min_requests)
-                set_repo(root, good)
-        finally:
-            server.down(name, remove_data=True)
+    with deployed_sandbox() as sandbox:
+        good = make_release(sandbox.state, "bench-good")
+        for label, repo in (
+            ("(a) release of a changed app", good),
+            ("(b) release that never gets healthy", make_release(sandbox.state, "bench-broken", broken=True)),
+            ("(c) release whose migration fails", make_release(sandbox.state, "bench-bad-migration",
+                                                               failing_migration=True)),
+        ):
+            scenario(label, sandbox.root, sandbox.password_file, sandbox.info.name, sandbox.info.https_port, repo,
+                     args.min_requests)
+            set_repo(sandbox.root, good)
 
 
 if __name__ == "__main__":
