@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from stagectl.alerts import judge
 from stagectl.ansible_collections.stagectl.staging.plugins.filter.prometheus_samples import (
@@ -22,7 +24,7 @@ from stagectl.ansible_collections.stagectl.staging.plugins.filter.prometheus_sam
     prometheus_sum_by,
 )
 from stagectl.derived import Derived
-from stagectl.status import BACKUP_MAX_AGE, host_status, summary_lines
+from stagectl.status import BACKUP_MAX_AGE, CERTIFICATE_MIN_DAYS, host_status, summary_lines
 
 RECORDED = Path(__file__).resolve().parents[1] / "doctor" / "recorded"
 
@@ -267,3 +269,21 @@ def test_notification_outcomes_and_pending() -> None:
     assert notifications_pending(after, before, {"email": 1, "webhook": 1}) == []
     assert notifications_pending(after, before, {"webhook": 2}) == ["webhook"]
     assert notifications_pending("", before, {"webhook": 1}) == ["webhook"]
+
+
+def test_thresholds_are_the_alert_rules() -> None:
+    """status judges backups and certificates by the same limits as the alerts that would fire:
+    the rules are static text, so the two are compared here instead of typed from one place."""
+    from tests.alert_rules.test_rules import render_rules
+
+    rules = {
+        (rule["alert"], rule["labels"]["severity"]): " ".join(rule["expr"].split())
+        for text in render_rules().values()
+        for group in yaml.safe_load(text)["groups"]
+        for rule in group["rules"]
+    }
+    for alert in ("BackupTooOld", "BackupOffsiteTooOld"):
+        hours = re.search(r"> (\d+) \* 3600", rules[(alert, "warning")])
+        assert hours and int(hours.group(1)) * 3600 == BACKUP_MAX_AGE, alert
+    days = re.search(r"/ 86400 < (\d+)", rules[("SslCertificateExpiringSoon", "warning")])
+    assert days and int(days.group(1)) == CERTIFICATE_MIN_DAYS
