@@ -340,10 +340,11 @@ def test_stopped_sandbox_starts_and_down_keeps_or_removes_the_volume(
 
         removed = server.down(name, remove_data=True)
         assert removed.container_removed and removed.volume_removed
+        assert removed.volumes == (f"{name}-docker", f"{name}-opt", f"{name}-letsencrypt")
         assert not server.status(name).volume_exists
-        # down of what is no longer there is no error.
+        # down of what is no longer there is no error, and names no volume.
         assert server.down(name, remove_data=True) == replace(
-            removed, container_removed=False, volume_removed=False
+            removed, container_removed=False, volume_removed=False, volumes=()
         )
     finally:
         _cleanup(name)
