@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import re
 import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -27,16 +26,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from bench_sandbox import deployed_sandbox
 
 from stagectl import backup
-from stagectl.deploy import bootstrap, deploy
+from stagectl.deploy import deploy
 from stagectl.derived import ProjectView, derive
 from stagectl.environment import ALL_VARS, VAULT, load_environment
-from stagectl.sandbox import archive, backup_target, server
-from stagectl.sandbox.environment import bootstrap_target, write_sandbox_environment
+from stagectl.sandbox import backup_target
 from stagectl.vault import decrypt, read_password_file, write_vault
 
-DEMO_APP = Path(__file__).resolve().parents[1] / "examples" / "demo-app"
 PROJECT = "beryl3"
 TOOL = "/usr/local/sbin/stagectl-backup"
 T = TypeVar("T")
@@ -142,37 +140,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rows", type=int, default=0, help="extra rows of about 1 KiB before the backup")
     args = parser.parse_args()
-    images = timed("stand-in images and archive (cached when built before)", archive.ensure_archive)
-    name = f"stagectl-bench-{uuid.uuid4().hex[:8]}"
-    with tempfile.TemporaryDirectory(prefix="stagectl-bench-") as tmp:
-        state = Path(tmp)
-        try:
-            info = server.up(name, 0, state_dir=state / "s", http_port=0, https_port=0,
-                             archive_dir=images.path.parent)
-            root, password_file = state / "environment", state / "vault-pass"
-            write_sandbox_environment(root, info, password_file, DEMO_APP, preload_archives=[images.server_path])
-            target = bootstrap_target(info)
-            assert bootstrap(root, password_file, target.login, connect_key=target.connect_key).ok
-            assert timed("cold deploy", lambda: deploy(root, password_file)).run.ok
-            if args.rows:
-                timed(f"{args.rows} extra rows written", lambda: fill(name, root, args.rows))
+    with deployed_sandbox() as sandbox:
+        name, root, password_file = sandbox.info.name, sandbox.root, sandbox.password_file
+        if args.rows:
+            timed(f"{args.rows} extra rows written", lambda: fill(name, root, args.rows))
 
-            ran = timed(f"backup run --project {PROJECT}",
-                        lambda: backup.run_action(root, password_file, "run", project=PROJECT))
-            on_server(ran)
-            listed = timed("backup list", lambda: backup.run_action(root, password_file, "list"))
-            for item in listed.backups:
-                print(f"  {item.project} {item.id} {item.size} bytes {item.verification}")
-            verified = timed(f"backup verify --project {PROJECT}",
-                             lambda: backup.run_action(root, password_file, "verify", project=PROJECT))
-            on_server(verified)
-            request = backup.check_restore(root, password_file, PROJECT)
-            restored = timed(f"backup restore --project {PROJECT} (newest; safety backup included)",
-                             lambda: backup.restore(request))
-            on_server(restored)
-            on_the_server(name, root, password_file)
-        finally:
-            server.down(name, remove_data=True)
+        ran = timed(f"backup run --project {PROJECT}",
+                    lambda: backup.run_action(root, password_file, "run", project=PROJECT))
+        on_server(ran)
+        listed = timed("backup list", lambda: backup.run_action(root, password_file, "list"))
+        for item in listed.backups:
+            print(f"  {item.project} {item.id} {item.size} bytes {item.verification}")
+        verified = timed(f"backup verify --project {PROJECT}",
+                         lambda: backup.run_action(root, password_file, "verify", project=PROJECT))
+        on_server(verified)
+        request = backup.check_restore(root, password_file, PROJECT)
+        restored = timed(f"backup restore --project {PROJECT} (newest; safety backup included)",
+                         lambda: backup.restore(request))
+        on_server(restored)
+        on_the_server(name, root, password_file)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """The sandbox a benchmark measures on: started on free ports, its environment written for the demo
-app (beryl3 and project2), bootstrapped and deployed cold; removed with its data afterwards."""
+app (beryl3 and project2), bootstrapped and deployed cold (the time printed); removed with its data
+afterwards."""
 
 from __future__ import annotations
 
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,8 +44,10 @@ def deployed_sandbox() -> Iterator[BenchSandbox]:
             target = bootstrap_target(info)
             if not bootstrap(root, password_file, target.login, connect_key=target.connect_key).ok:
                 raise SystemExit("bootstrap failed")
+            started = time.monotonic()
             if not deploy(root, password_file).run.ok:
                 raise SystemExit("cold deploy failed")
+            print(f"cold deploy: {time.monotonic() - started:.1f}s", flush=True)
             yield BenchSandbox(info, root, password_file, state)
         finally:
             server.down(name, remove_data=True)
