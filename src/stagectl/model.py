@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import posixpath
 import re
+import shlex
 import urllib.parse
 from typing import Annotated, Any, Literal
 
@@ -312,15 +313,31 @@ ContainerPath = Annotated[str, AfterValidator(_container_path)]
 AptPackage = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9+.-]+$")]
 
 
+def _process_command(value: str) -> str:
+    try:
+        words = shlex.split(value)
+    except ValueError as exc:
+        raise ValueError(f"'{value}' is not a shell command line ({exc}): write it with its quotes closed") from None
+    if words and all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", word) for word in words):
+        raise ValueError(
+            f"'{value}' sets variables but runs no command: write the command after them "
+            "(NAME=value gunicorn ...), or put the variables in app.env"
+        )
+    return value
+
+
+ProcessCommand = Annotated[str, AfterValidator(_process_command)]
+
+
 class AppProcesses(Strict):
     """The app's process commands, as a Procfile names them. Unset: `web` is gunicorn on
     `app.wsgi`, `release` is `python manage.py migrate --noinput`, `worker` and `scheduler` are
     `python manage.py worker|scheduler`."""
 
-    web: str | None = None
-    release: str | None = None
-    worker: str | None = None
-    scheduler: str | None = None
+    web: ProcessCommand | None = None
+    release: ProcessCommand | None = None
+    worker: ProcessCommand | None = None
+    scheduler: ProcessCommand | None = None
 
 
 class ProjectApp(Strict):

@@ -270,7 +270,14 @@ def read_procfile(top: Path, result: Inspection) -> AppProcesses:
         else:
             commands[key] = command.strip()
             result.found.append((f"processes.{key}", command.strip(), f"Procfile {kind.strip()}"))
-    return AppProcesses(**commands)
+    try:
+        return AppProcesses(**commands)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise SourceError(
+            f"Procfile: the {error['loc'][0]} process cannot run: {error['msg'].removeprefix('Value error, ')}",
+            hint="fix that Procfile line (nothing was written)",
+        ) from None
 
 
 def _container_path(value: Any, key: str, workdir: PurePosixPath, app_dir: PurePosixPath,

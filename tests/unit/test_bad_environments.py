@@ -243,6 +243,12 @@ CASES = [
          INVENTORY, "(name=beryl3).app", "must be a path inside the repository"),
     Case("app-builder-unknown", replace(INVENTORY, "      worker: false\n", "      worker: false\n      app:\n        builder: pipenv\n"),
          INVENTORY, "(name=beryl3).app.builder", "use one of the values listed"),
+    Case("app-process-only-a-variable", replace(INVENTORY, "      worker: false\n",
+                                                "      worker: false\n      app:\n        processes:\n          web: PORT=9000\n"),
+         INVENTORY, "(name=beryl3).app.processes.web", "sets variables but runs no command"),
+    Case("app-process-open-quote", replace(INVENTORY, "      worker: false\n",
+                                           "      worker: false\n      app:\n        processes:\n          release: \"python manage.py migrate '\"\n"),
+         INVENTORY, "(name=beryl3).app.processes.release", "with its quotes closed"),
     # --- group_vars/all.yml --------------------------------------------------------------------
     Case("schedule-in-words", replace(ALL_VARS, "schedule: '*-*-* 03:00:00'", "schedule: 03:00 every day"), ALL_VARS,
          "backups.schedule", "not a systemd OnCalendar schedule"),

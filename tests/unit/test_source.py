@@ -255,3 +255,9 @@ def test_python_of_a_pip_compile_header(tmp_path: Path) -> None:
     # A runtime.txt says it first.
     (top / "runtime.txt").write_text("python-3.12.1\n")
     assert inspect_source(top).app.python == "3.12"
+
+
+def test_procfile_line_that_runs_nothing_is_refused(tmp_path: Path) -> None:
+    top = write_tree(tmp_path, {**django_files(), "requirements.txt": "Django\n", "Procfile": "web: FOO=bar\n"})
+    with pytest.raises(SourceError, match="the web process cannot run: 'FOO=bar' sets variables but runs no command"):
+        inspect_source(top)
