@@ -1,6 +1,6 @@
 """What the read-only probes of a server report, parsed: registered task results of the doctor and
 status playbooks (`ss`, `docker ps`, `docker compose ps`, versions, /etc/os-release) and the SSH
-connection they came through. Pure functions, except `inspect_key`, which reads the local key.
+connection they came through. Pure functions.
 """
 
 from __future__ import annotations
@@ -8,16 +8,11 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from stagectl.expectations import ExpectedService
-
-KeyState = Literal["ok", "missing", "passphrase", "unreadable", "unset"]
-
 
 Findings = dict[str, Any]
 
@@ -56,7 +51,7 @@ class Connection:
         if self.port != 22:
             parts += ["-p", str(self.port)]
         parts.append(self.login)
-        text = " ".join(shlex.quote(p) for p in parts)
+        text = shlex.join(parts)
         return f'{text} "{command}"' if command else text
 
 
@@ -130,29 +125,6 @@ def refused_key(findings: Findings) -> bool:
     """True when the server refused the key: only then is the key file worth inspecting."""
     ssh = findings.get("ssh") or {}
     return bool(ssh.get("unreachable")) and "Permission denied" in ssh_error(ssh)
-
-
-def inspect_key(path: str) -> KeyState:
-    """What is wrong with the private key on this machine, if anything. Reads it with ssh-keygen
-    and an empty passphrase: a key that needs one cannot be used by unattended Ansible runs."""
-    if not path:
-        return "unset"
-    key = Path(path).expanduser()
-    if not key.is_file():
-        return "missing"
-    try:
-        proc = subprocess.run(
-            ["ssh-keygen", "-y", "-P", "", "-f", str(key)],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return "unreadable"
-    if proc.returncode == 0:
-        return "ok"
-    return "passphrase" if "passphrase" in proc.stderr.lower() else "unreadable"
 
 
 @dataclass(frozen=True)

@@ -97,13 +97,14 @@ class RunResult:
 
 
 def _failure_message(result: dict[str, Any]) -> str:
+    # A loop's own msg is only "One or more items failed": the reason is in its failed items.
+    failed_items = [r for r in result.get("results", []) if isinstance(r, dict) and r.get("failed")]
+    if failed_items:
+        return "; ".join(_failure_message(item) for item in failed_items)
     for key in ("msg", "stderr", "module_stderr", "reason"):
         value = result.get(key)
         if value:
             return str(value).strip()
-    failed_items = [r for r in result.get("results", []) if isinstance(r, dict) and r.get("failed")]
-    if failed_items:
-        return _failure_message(failed_items[0])
     return "failed (no message)"
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import tomllib
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from stagectl import process
 from stagectl.django_code import (
     find_manage_py,
     module_file,
@@ -33,6 +33,7 @@ from stagectl.django_code import (
 )
 from stagectl.errors import SourceError
 from stagectl.model import AppProcesses, ProjectApp
+from stagectl.process import Completed
 
 #: Where the image puts the repository; paths in the settings are resolved against it.
 APP_DIR = PurePosixPath("/app")
@@ -413,15 +414,14 @@ def is_git_url(source: str) -> bool:
     return "://" in source or bool(re.match(r"^[\w.-]+@[\w.-]+:", source))
 
 
-def _git(args: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def _git(args: list[str], cwd: Path | None = None) -> Completed:
     if shutil.which("git") is None:
         raise SourceError("'git' is not installed", hint="install git to add a project from a git URL")
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true"}
-    try:
-        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=GIT_TIMEOUT,
-                              check=False, env=env)
-    except subprocess.TimeoutExpired:
-        raise SourceError(f"git {args[0]} took longer than {GIT_TIMEOUT}s") from None
+    proc = process.run(["git", *args], cwd=cwd, timeout=GIT_TIMEOUT,
+                       env={"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true"})
+    if proc.timed_out:
+        raise SourceError(f"git {args[0]} took longer than {GIT_TIMEOUT}s")
+    return proc
 
 
 @contextmanager

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from stagectl import __version__, collection
+from stagectl import __version__, collection, process
 from stagectl.environment import INVENTORY
 from stagectl.render import RenderedFile
 from stagectl.validators import base
@@ -343,11 +343,11 @@ def _check_file(
 def _interruptible(pool: ThreadPoolExecutor) -> Iterator[ThreadPoolExecutor]:
     """Ctrl-C (or any error) ends the running validators and cancels the queued ones, so no
     validator outlives the plan."""
-    base.allow_runs()
+    process.allow_runs()
     try:
         yield pool
     except BaseException:
-        base.stop_all()
+        process.stop_all()
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     finally:

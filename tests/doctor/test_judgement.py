@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from stagectl import probes
+from stagectl import probes, sshkeys
 from stagectl.derived import Derived
 from stagectl.doctor import CheckResult, DoctorReport
 from stagectl.doctor.checks import judge_dns, judge_host, judge_stack
@@ -206,12 +206,28 @@ def test_inspect_key_tells_missing_passphrase_and_good_keys(tmp_path: Path) -> N
             check=True,
             capture_output=True,
         )
-    assert probes.inspect_key(str(good)) == "ok"
-    assert probes.inspect_key(str(locked)) == "passphrase"
-    assert probes.inspect_key(str(tmp_path / "absent")) == "missing"
-    assert probes.inspect_key("") == "unset"
+    assert sshkeys.inspect_key(str(good)) == "ok"
+    assert sshkeys.inspect_key(str(locked)) == "passphrase"
+    assert sshkeys.inspect_key(str(tmp_path / "absent")) == "missing"
+    assert sshkeys.inspect_key("") == "unset"
     (tmp_path / "garbage").write_text("not a key\n")
-    assert probes.inspect_key(str(tmp_path / "garbage")) == "unreadable"
+    assert sshkeys.inspect_key(str(tmp_path / "garbage")) == "unreadable"
+    # Older RSA keys in PEM, with and without a passphrase.
+    for name, passphrase in (("rsa", ""), ("rsa-locked", "s3cret-passphrase")):
+        subprocess.run(["ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", passphrase,
+                        "-f", str(tmp_path / name)], check=True, capture_output=True)
+    assert sshkeys.inspect_key(str(tmp_path / "rsa")) == "ok"
+    assert sshkeys.inspect_key(str(tmp_path / "rsa-locked")) == "passphrase"
+
+
+def test_a_new_key_pair_is_one_ssh_keygen_reads_and_agrees_with(tmp_path: Path) -> None:
+    pair = sshkeys.new_key_pair("ansible@sandbox")
+    key = tmp_path / "id_ed25519"
+    sshkeys.write_private_key(key, pair.private)
+    assert key.stat().st_mode & 0o777 == 0o600
+    derived = subprocess.run(["ssh-keygen", "-y", "-f", str(key)], check=True, capture_output=True, text=True)
+    assert pair.public == derived.stdout.strip() + " ansible@sandbox"
+    assert sshkeys.public_line(key, "ansible@sandbox") == pair.public
 
 
 # --- after bootstrap ----------------------------------------------------------------------------

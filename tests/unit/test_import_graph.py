@@ -62,3 +62,26 @@ def test_status_and_alerts_do_not_import_doctor() -> None:
     graph = import_graph()
     for reader in ("stagectl.status", "stagectl.alerts"):
         assert not {dep for dep in graph[reader] if dep.startswith("stagectl.doctor")}, reader
+
+
+def test_the_test_bed_image_factory_stays_out_of_the_product() -> None:
+    """The sandbox (rehearsal server, stand-in images) is reached only through `stagectl sandbox`:
+    plan, deploy, doctor and status never load it, so a user with a registry runs the official
+    images and nothing of the test bed."""
+    graph = import_graph()
+    product = {name for name in graph if not name.startswith(("stagectl.sandbox", "stagectl.cli"))}
+    assert not {name: deps for name in product if (deps := {d for d in graph[name] if d.startswith("stagectl.sandbox")})}
+    lazy = [path for path in PACKAGE.rglob("*.py")
+            if "ansible_collections" not in path.parts and "sandbox" not in path.parts
+            and path.name != "sandbox.py" and "stagectl.sandbox" in path.read_text()]
+    assert lazy == [], "only stagectl/cli/sandbox.py may load the sandbox"
+
+
+def test_the_models_image_defaults_are_the_official_images() -> None:
+    import json
+
+    from stagectl.model import Environment
+
+    schema = json.dumps(Environment.model_json_schema())
+    assert '"postgres:17.6"' in schema and '"nginx:1.28.0"' in schema  # the defaults are in it
+    assert "standin" not in schema and "stagectl-sandbox" not in schema

@@ -38,7 +38,6 @@ from stagectl.expectations import Expectations, ExpectedService, PortNeed
 from stagectl.probes import (
     Connection,
     Findings,
-    KeyState,
     Listener,
     Publication,
     dotted,
@@ -55,6 +54,7 @@ from stagectl.probes import (
     task_ran,
     task_rc,
 )
+from stagectl.sshkeys import KeyState
 from stagectl.troubleshooting import explain
 
 #: socket.getaddrinfo's signature: (host, port, family, type) -> [(family, type, proto, name, addr)]

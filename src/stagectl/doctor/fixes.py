@@ -9,7 +9,8 @@ from typing import Any
 from stagectl.derived import SHARED_PROJECT
 from stagectl.environment import ALL_VARS, INVENTORY
 from stagectl.expectations import Expectations
-from stagectl.probes import Connection, KeyState
+from stagectl.probes import Connection
+from stagectl.sshkeys import KeyState
 from stagectl.troubleshooting import explain
 
 

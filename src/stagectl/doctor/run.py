@@ -11,8 +11,9 @@ from stagectl.doctor.checks import Resolver, judge_dns, judge_host
 from stagectl.doctor.report import RUN, CheckResult, DoctorReport
 from stagectl.environment import load_environment
 from stagectl.expectations import expectations
-from stagectl.probes import Connection, inspect_key, refused_key
+from stagectl.probes import Connection, refused_key
 from stagectl.runner import ProgressCallback, RunResult, run_reporting_playbook
+from stagectl.sshkeys import inspect_key
 from stagectl.troubleshooting import explain
 
 

@@ -13,10 +13,10 @@ server's trust store.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from typing import Any
 
+from stagectl.polling import wait_for
 from stagectl.sandbox import docker_cli
 from stagectl.sandbox.errors import SandboxError, SandboxImageError
 from stagectl.sandbox.images.builder import BuildError, ImageBuilder
@@ -129,20 +129,18 @@ def up(sandbox: str, builder: ImageBuilder | None = None) -> AcmeServer:
 
 
 def _wait_ready(acme: AcmeServer) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while True:
-        proc = docker_cli.run(
-            "exec", acme.name, "curl", "-sSf", "--cacert", _CA_IN_CONTAINER, acme.directory, check=False
+    def answers() -> bool | None:
+        directory = ["curl", "-sSf", "--cacert", _CA_IN_CONTAINER, acme.directory]
+        return docker_cli.run("exec", acme.name, *directory, check=False).ok or None
+
+    def not_ready() -> SandboxError:
+        logs = docker_cli.run("logs", "--tail", "20", acme.name, check=False)
+        return SandboxError(
+            f"the sandbox's ACME server {acme.name} did not answer on {acme.directory} within "
+            f"{READY_TIMEOUT:.0f}s:\n{logs.output}"
         )
-        if proc.returncode == 0:
-            return
-        if time.monotonic() > deadline:
-            logs = docker_cli.run("logs", "--tail", "20", acme.name, check=False)
-            raise SandboxError(
-                f"the sandbox's ACME server {acme.name} did not answer on {acme.directory} within "
-                f"{READY_TIMEOUT:.0f}s:\n{(logs.stdout + logs.stderr).strip()}"
-            )
-        time.sleep(0.5)
+
+    wait_for(answers, timeout=READY_TIMEOUT, interval=0.5, on_timeout=not_ready)
 
 
 def root_ca(sandbox: str) -> str:

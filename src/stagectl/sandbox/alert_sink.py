@@ -9,11 +9,10 @@ Nothing leaves the sandbox.
 from __future__ import annotations
 
 import json
-import subprocess
 from typing import Any
 
 from stagectl.sandbox import docker_cli
-from stagectl.sandbox.errors import SandboxError
+from stagectl.sandbox.errors import DockerCommandFailed, SandboxError
 
 NAME = "stagectl-alert-sink"
 PORT = 9099
@@ -42,21 +41,16 @@ http.server.ThreadingHTTPServer(("", PORT), Sink).serve_forever()
 """
 
 
-def _docker(sandbox: str, *args: str, check: bool = True, timeout: float = 60) -> str:
-    proc = subprocess.run(
-        [docker_cli.docker_binary(), "exec", sandbox, "docker", *args],
-        capture_output=True, text=True, timeout=timeout, check=False,
-    )
-    if check and proc.returncode != 0:
-        if f"No such container: {sandbox}" in proc.stderr:
-            raise SandboxError(f"no sandbox named '{sandbox}' is running", hint="start one: `stagectl sandbox up --deploy`")
-        if f"No such container: {NAME}" in proc.stderr:
+def _docker(sandbox: str, *args: str, check: bool = True) -> str:
+    try:
+        return docker_cli.in_server(sandbox, *args, check=check)
+    except DockerCommandFailed as exc:
+        if f"No such container: {NAME}" in exc.stderr:
             raise SandboxError(
                 f"the alert receiver of sandbox '{sandbox}' is not running",
                 hint="it starts with `stagectl sandbox up --deploy`",
-            )
-        raise SandboxError(f"docker {' '.join(args[:2])} in sandbox {sandbox} failed: {proc.stderr.strip()}")
-    return proc.stdout
+            ) from None
+        raise
 
 
 def start(sandbox: str, image: str) -> None:

@@ -12,16 +12,16 @@ rename, so a file with the final name is always complete.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from filelock import FileLock
 
 from stagectl.sandbox import docker_cli
 from stagectl.sandbox.errors import ArchiveError, DockerCommandFailed
@@ -73,15 +73,9 @@ def archive_name(refs_and_ids: Sequence[tuple[str, str]]) -> str:
     return f"{PREFIX}{hashlib.sha256(blob).hexdigest()[:16]}.tar"
 
 
-@contextmanager
-def _dir_lock(directory: Path) -> Iterator[None]:
+def _dir_lock(directory: Path) -> FileLock:
     """One writer per directory: parallel `sandbox up`s or test workers save once."""
-    with (directory / ".lock").open("a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    return FileLock(directory / ".lock")
 
 
 def _build_standins(builder: ImageBuilder, names: Sequence[str]) -> list[str]:

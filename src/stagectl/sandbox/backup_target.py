@@ -10,13 +10,10 @@ the repository URL, the private key and the server's known_hosts line.
 
 from __future__ import annotations
 
-import subprocess
-import tempfile
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
-from stagectl.errors import ToolMissing
+from stagectl import sshkeys
+from stagectl.polling import wait_for
 from stagectl.sandbox import docker_cli
 from stagectl.sandbox.errors import SandboxError
 
@@ -52,62 +49,37 @@ class BackupTarget:
     known_hosts: str
 
 
-def _docker(sandbox: str, *args: str, check: bool = True, timeout: float = 60) -> str:
-    proc = docker_cli.run("exec", sandbox, "docker", *args, check=False, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise SandboxError(f"docker {' '.join(args[:2])} in sandbox {sandbox} failed: {proc.stderr.strip()}")
-    return proc.stdout
-
-
 def _logs(sandbox: str) -> str:
     """The container's output and errors (sshd logs to stderr)."""
     proc = docker_cli.run("exec", sandbox, "docker", "logs", NAME, check=False, timeout=30)
-    return proc.stdout + proc.stderr
-
-
-def _key_pair() -> tuple[str, str]:
-    with tempfile.TemporaryDirectory(prefix="stagectl-backup-target-") as tmp:
-        key = Path(tmp) / "id_ed25519"
-        try:
-            proc = subprocess.run(
-                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "stagectl sandbox backups", "-f", str(key)],
-                capture_output=True, text=True, timeout=30, check=False,
-            )
-        except FileNotFoundError:
-            raise ToolMissing("ssh-keygen", "openssh-client") from None
-        if proc.returncode != 0:
-            raise SandboxError(f"ssh-keygen failed: {proc.stderr.strip()}")
-        return key.read_text(), key.with_suffix(".pub").read_text().strip()
+    return proc.output
 
 
 def start(sandbox: str, image: str) -> BackupTarget:
     """Start the target (again, empty) in `sandbox` and wait until sshd answers."""
-    private, public = _key_pair()
+    key = sshkeys.new_key_pair("stagectl sandbox backups")
     stop(sandbox)
-    _docker(
+    docker_cli.in_server(
         sandbox, "run", "--detach", "--name", NAME, "--publish", f"127.0.0.1:{PORT}:22",
         "--memory", "256m", "--label", "stagectl.sandbox=backup-target",
-        "--env", f"AUTHORIZED_KEY={public}", "--user", "root", "--entrypoint", "sh",
+        "--env", f"AUTHORIZED_KEY={key.public}", "--user", "root", "--entrypoint", "sh",
         image, "-c", _SETUP,
     )
-    deadline = time.monotonic() + READY_TIMEOUT
-    host_key = ""
-    while time.monotonic() < deadline:
+
+    def host_key() -> str | None:
         logs = _logs(sandbox)
-        host_key = next((line.removeprefix("HOSTKEY ").strip() for line in logs.splitlines()
-                         if line.startswith("HOSTKEY ")), "")
-        running = _docker(sandbox, "inspect", "--format", "{{.State.Running}}", NAME, check=False).strip()
-        if running != "true":
+        if docker_cli.in_server(sandbox, "inspect", "--format", "{{.State.Running}}", NAME, check=False).strip() != "true":
             raise SandboxError(f"the backup target container stopped: {logs[-800:]}")
-        if host_key and "Server listening" in logs:
-            break
-        time.sleep(2)
-    else:
-        raise SandboxError(f"the backup target did not start within {READY_TIMEOUT:.0f}s")
+        line = next((line for line in logs.splitlines() if line.startswith("HOSTKEY ")), None)
+        return line.removeprefix("HOSTKEY ").strip() if line and "Server listening" in logs else None
+
+    found = wait_for(host_key, timeout=READY_TIMEOUT, interval=2, on_timeout=lambda: SandboxError(
+        f"the backup target did not start within {READY_TIMEOUT:.0f}s"
+    ))
     # The key type and key only: ssh-keygen -A writes them with a root@host comment.
-    kind, key = host_key.split()[:2]
-    return BackupTarget(REPOSITORY, private, f"[127.0.0.1]:{PORT} {kind} {key}")
+    kind, public = found.split()[:2]
+    return BackupTarget(REPOSITORY, key.private, f"[127.0.0.1]:{PORT} {kind} {public}")
 
 
 def stop(sandbox: str) -> None:
-    _docker(sandbox, "rm", "--force", NAME, check=False)
+    docker_cli.in_server(sandbox, "rm", "--force", NAME, check=False)

@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from typing import Any
 
+from stagectl import process
 from stagectl.errors import ToolMissing
-from stagectl.sandbox.errors import DockerCommandFailed, DockerUnavailable
+from stagectl.process import Completed
+from stagectl.sandbox.errors import DockerCommandFailed, DockerUnavailable, SandboxError
 
 DEFAULT_TIMEOUT = 120.0
 
@@ -29,15 +30,12 @@ def run(
     input_text: str | None = None,
     check: bool = True,
     hint: str = "",
-) -> subprocess.CompletedProcess[str]:
-    """Run `docker ARGS`; with check, a non-zero exit raises DockerCommandFailed."""
-    cmd = [docker_binary(), *args]
-    try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout, input=input_text, check=False
-        )
-    except subprocess.TimeoutExpired:
-        raise DockerCommandFailed(list(args), -1, f"timed out after {timeout:.0f}s", hint) from None
+) -> Completed:
+    """Run `docker ARGS`; with check, a non-zero exit raises DockerCommandFailed. A timeout
+    always raises."""
+    proc = process.run([docker_binary(), *args], timeout=timeout, input_text=input_text, package="docker.io")
+    if proc.timed_out:
+        raise DockerCommandFailed(list(args), -1, f"timed out after {timeout:.0f}s", hint)
     if check and proc.returncode != 0:
         if "Cannot connect to the Docker daemon" in proc.stderr:
             raise DockerUnavailable(proc.stderr.strip())
@@ -69,3 +67,14 @@ def inspect(kind: str, name: str) -> dict[str, Any] | None:
 def image_id(ref: str) -> str | None:
     info = inspect("image", ref)
     return str(info["Id"]) if info else None
+
+
+def in_server(server: str, *args: str, check: bool = True, timeout: float = 60.0) -> str:
+    """`docker ARGS` run by the Docker engine inside the sandbox server SERVER (the sandbox's
+    own helpers: alert receiver, backup target); its stdout."""
+    proc = run("exec", server, "docker", *args, check=False, timeout=timeout)
+    if check and proc.returncode != 0:
+        if f"No such container: {server}" in proc.stderr:
+            raise SandboxError(f"no sandbox named '{server}' is running", hint="start one: `stagectl sandbox up --deploy`")
+        raise DockerCommandFailed(list(args), proc.returncode, proc.stderr, hint=f"in sandbox {server}")
+    return proc.stdout

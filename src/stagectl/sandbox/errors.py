@@ -3,6 +3,8 @@ the CLI prints them without a traceback."""
 
 from __future__ import annotations
 
+import shlex
+
 from stagectl.errors import StagectlError
 
 
@@ -28,7 +30,7 @@ class DockerCommandFailed(SandboxError):
         self.returncode = returncode
         self.stderr = stderr
         detail = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit {returncode}"
-        super().__init__(f"`docker {' '.join(args[:2])}` failed: {detail}", hint=hint)
+        super().__init__(f"`docker {shlex.join(args[:2])}` failed: {detail}", hint=hint)
 
 
 class SandboxNotFound(SandboxError):

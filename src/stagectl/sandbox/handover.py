@@ -9,12 +9,14 @@ thread that stops with the `with` block.
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+
+from stagectl.sandbox import docker_cli
+from stagectl.sandbox.errors import SandboxError
 
 
 def live_file(project: str) -> str:
@@ -34,12 +36,11 @@ class HandOverWatch:
     def poll(self) -> None:
         while not self.stop.is_set():
             try:
-                probe = subprocess.run(["docker", "exec", self.server_name, "test", "-e", self.path],
-                                       capture_output=True, timeout=30, check=False)
-            except (OSError, subprocess.TimeoutExpired):
-                probe = None
+                seen = docker_cli.run("exec", self.server_name, "test", "-e", self.path, check=False, timeout=30).ok
+            except SandboxError:
+                seen = False
             now = time.monotonic()
-            if probe is not None and probe.returncode == 0:
+            if seen:
                 self.first = self.first if self.first is not None else now
                 self.last = now
             self.stop.wait(self.interval)

@@ -23,20 +23,21 @@ failures raise the typed errors of `stagectl.sandbox.errors`.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import re
 import shlex
 import socket
-import subprocess
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from stagectl.errors import ToolMissing
+from filelock import FileLock
+
+from stagectl import process, sshkeys
+from stagectl.polling import wait_for
+from stagectl.process import Completed
 from stagectl.sandbox import docker_cli
 from stagectl.sandbox.archive import SERVER_ARCHIVE_DIR, default_archive_dir
 from stagectl.sandbox.errors import (
@@ -197,37 +198,20 @@ def ensure_key_pair(path: Path, comment: str) -> Path:
     environment and the server's authorized_keys refer to it."""
     pub = _pub(path)
     if not path.exists():
-        pub.unlink(missing_ok=True)
-        _ssh_keygen("-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path))
+        pair = sshkeys.new_key_pair(comment)
+        sshkeys.write_private_key(path, pair.private)
+        pub.write_text(pair.public + "\n")
     elif not pub.exists():
-        pub.write_text(_ssh_keygen("-y", "-f", str(path)).strip() + f" {comment}\n")
+        pub.write_text(sshkeys.public_line(path, comment) + "\n")
     path.chmod(0o600)
     pub.chmod(0o600)
     return path
 
 
-def _ssh_keygen(*args: str) -> str:
-    try:
-        proc = subprocess.run(
-            ["ssh-keygen", *args], capture_output=True, text=True, timeout=30, check=False
-        )
-    except FileNotFoundError:
-        raise ToolMissing("ssh-keygen", "openssh-client") from None
-    if proc.returncode != 0:
-        raise SandboxError(f"ssh-keygen {' '.join(args)} failed: {proc.stderr.strip()}")
-    return proc.stdout
-
-
-@contextmanager
-def _state_lock(state_dir: Path) -> Iterator[None]:
+def _state_lock(state_dir: Path) -> FileLock:
     """Two `up`s of one sandbox at once (two shells, parallel tests) would race on docker run
     and on the key files: the second waits, then finds the first one's sandbox."""
-    with (state_dir / ".lock").open("a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    return FileLock(state_dir / ".lock")
 
 
 # --- ports --------------------------------------------------------------------------------------
@@ -392,14 +376,15 @@ def _pin_host_keys(name: str, ssh_port: int, known_hosts: Path) -> None:
 def _wait_for_boot(name: str, timeout: float) -> tuple[str, tuple[str, ...]]:
     """Wait until systemd reports running (or degraded: a unit failed, the server is up)."""
     deadline = time.monotonic() + timeout
-    state = ""
-    while True:
+    seen = {"state": ""}
+
+    def booted() -> str | None:
         left = max(1, int(deadline - time.monotonic()))
         wait = ["timeout", str(left), "systemctl", "is-system-running", "--wait"]
         proc = docker_cli.run("exec", name, *wait, check=False, timeout=left + 15)
-        state = proc.stdout.strip() or proc.stderr.strip()
-        if state in ("running", "degraded"):
-            break
+        seen["state"] = proc.stdout.strip() or proc.stderr.strip()
+        if seen["state"] in ("running", "degraded"):
+            return seen["state"]
         data = docker_cli.inspect("container", name)
         if data is None or not data["State"].get("Running"):
             logs = docker_cli.run("logs", "--tail", "20", name, check=False).stdout
@@ -407,13 +392,12 @@ def _wait_for_boot(name: str, timeout: float) -> tuple[str, tuple[str, ...]]:
                 f"sandbox '{name}' stopped while booting:\n{logs.strip()}",
                 hint=f"see `docker logs {name}`",
             )
-        if time.monotonic() > deadline:
-            raise SandboxBootFailed(
-                f"sandbox '{name}' did not finish booting within {timeout:.0f}s "
-                f"(systemd says: {state or 'nothing'})",
-                hint=f"see `docker exec {name} systemctl list-jobs` and `docker logs {name}`",
-            )
-        time.sleep(0.5)
+        return None
+
+    state = wait_for(booted, timeout=timeout, interval=0.5, on_timeout=lambda: SandboxBootFailed(
+        f"sandbox '{name}' did not finish booting within {timeout:.0f}s (systemd says: {seen['state'] or 'nothing'})",
+        hint=f"see `docker exec {name} systemctl list-jobs` and `docker logs {name}`",
+    ))
     failed: tuple[str, ...] = ()
     if state == "degraded":
         out = docker_cli.run(
@@ -448,35 +432,31 @@ def ssh_command(
     ]  # fmt: skip
 
 
-def _try_login(info: SandboxInfo, user: str) -> subprocess.CompletedProcess[str]:
+def _try_login(info: SandboxInfo, user: str) -> Completed:
     cmd = ssh_command(info, user, ["true"])
     cmd[1:1] = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR"]
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=20, check=False)
-    except FileNotFoundError:
-        raise ToolMissing("ssh", "openssh-client") from None
-    except subprocess.TimeoutExpired:
-        return subprocess.CompletedProcess(cmd, 255, "", "timed out")
+    return process.run(cmd, timeout=20, package="openssh-client")
 
 
 def _wait_for_login(info: SandboxInfo, timeout: float) -> str:
     """Prove key login works; returns who got in. root first; once the `security` role has run,
     root may not log in (PermitRootLogin no), and the bootstrapped `ansible` user is the proof."""
-    deadline = time.monotonic() + timeout
-    while True:
-        errors: list[str] = []
+    errors: list[str] = []
+
+    def logged_in() -> str | None:
+        errors.clear()
         for user in ("root", "ansible"):
             proc = _try_login(info, user)
             if proc.returncode == 0:
                 return user
             errors.append(f"{user}: {proc.stderr.strip() or f'exit {proc.returncode}'}")
-        if time.monotonic() > deadline:
-            raise SandboxBootFailed(
-                f"no SSH key login to sandbox '{info.name}' on {info.ssh_host}:{info.ssh_port} "
-                f"within {timeout:.0f}s ({'; '.join(errors)})",
-                hint=f"see `docker exec {info.name} systemctl status ssh`",
-            )
-        time.sleep(1)
+        return None
+
+    return wait_for(logged_in, timeout=timeout, interval=1, on_timeout=lambda: SandboxBootFailed(
+        f"no SSH key login to sandbox '{info.name}' on {info.ssh_host}:{info.ssh_port} "
+        f"within {timeout:.0f}s ({'; '.join(errors)})",
+        hint=f"see `docker exec {info.name} systemctl status ssh`",
+    ))
 
 
 # --- lifecycle ----------------------------------------------------------------------------------
@@ -729,4 +709,4 @@ def status(name: str = DEFAULT_NAME) -> SandboxStatus:
 def ssh_common_args(info: SandboxInfo) -> str:
     """`ansible_ssh_common_args` for the environment: the same pinned host keys as `ssh_command`.
     Ansible splits it with shlex, so the path is quoted."""
-    return " ".join(shlex.quote(arg) for arg in ssh_options(info.known_hosts))
+    return shlex.join(ssh_options(info.known_hosts))

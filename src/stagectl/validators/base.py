@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from stagectl import process
 from stagectl.errors import ToolMissing
 
 if TYPE_CHECKING:
@@ -71,57 +69,12 @@ class Result:
     output: str  # stdout and stderr, stripped
 
 
-_live: set[subprocess.Popen[str]] = set()
-_live_lock = threading.Lock()
-_stopping = threading.Event()
-
-
 def run(args: Sequence[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
         timeout: int = 120) -> Result:
-    """Run a validator; never raises for a non-zero exit (that is the validator's verdict).
-
-    Each validator runs in its own process group, so `stop_all` can end it with everything it
-    started (ansible-lint runs ansible-playbook) when the user interrupts a plan."""
-    with _live_lock:
-        if _stopping.is_set():
-            return Result(130, f"{Path(args[0]).name} was not run: interrupted")
-        proc = subprocess.Popen(
-            list(args), cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, start_new_session=True,
-        )
-        _live.add(proc)
-    try:
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill(proc)
-            proc.communicate()
-            return Result(124, f"{Path(args[0]).name} did not finish within {timeout}s")
-    finally:
-        with _live_lock:
-            _live.discard(proc)
-    return Result(proc.returncode, (out + err).strip())
-
-
-def _kill(proc: subprocess.Popen[str]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        proc.kill()
-
-
-def stop_all() -> None:
-    """End every running validator (and its children) and refuse to start more."""
-    with _live_lock:
-        _stopping.set()
-        running = list(_live)
-    for proc in running:
-        _kill(proc)
-
-
-def allow_runs() -> None:
-    """Undo `stop_all` (at the start of a new plan in the same process)."""
-    _stopping.clear()
+    """Run a validator; never raises for a non-zero exit (that is the validator's verdict). An
+    interrupted plan ends it with everything it started (`stagectl.process.stop_all`)."""
+    done = process.run(args, cwd=cwd, env=env, timeout=timeout)
+    return Result(done.returncode, done.output)
 
 
 def as_checks(findings: Sequence[Finding], *, tool: str, target: str) -> list[Check]:

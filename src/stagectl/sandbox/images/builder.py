@@ -22,13 +22,12 @@ them for local runs only.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import stat
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +35,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from stagectl import process
+from stagectl.errors import ToolMissing
+from stagectl.process import Completed
 
 __all__ = [
     "BASES",
@@ -293,16 +298,10 @@ def _repository_of(ref: str) -> str:
 def docker_available(docker: str = "docker", timeout: float = 10.0) -> bool:
     """True when a Docker daemon answers ``docker info``."""
     try:
-        proc = subprocess.run(
-            [docker, "info", "--format", "{{.ServerVersion}}"],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
+        proc = process.run([docker, "info", "--format", "{{.ServerVersion}}"], timeout=timeout)
+    except ToolMissing:
         return False
-    return proc.returncode == 0 and bool(proc.stdout.strip())
+    return proc.ok and bool(proc.stdout.strip())
 
 
 @dataclass
@@ -460,12 +459,8 @@ class ImageBuilder:
 
     # ----- docker ----------------------------------------------------------------------------
 
-    def _docker(
-        self, *args: str, timeout: float = DOCKER_TIMEOUT
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [self.docker, *args], capture_output=True, text=True, timeout=timeout, check=False
-        )
+    def _docker(self, *args: str, timeout: float = DOCKER_TIMEOUT) -> Completed:
+        return process.run([self.docker, *args], timeout=timeout, package="docker.io")
 
     def exists(self, ref: str) -> bool:
         return self._docker("image", "inspect", "--format", "{{.Id}}", ref).returncode == 0
@@ -528,27 +523,19 @@ class ImageBuilder:
         """One builder at a time on a machine (parallel test workers, two shells): the second
         waits, then finds the first one's images cached."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        path = self.work_dir / "stagectl-images.lock"
-        with path.open("a") as handle:
-            deadline = time.monotonic() + LOCK_TIMEOUT
-            announced = False
-            while True:
-                try:
-                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise BuildError(
-                            f"another image build held {path} for {LOCK_TIMEOUT:.0f}s"
-                        ) from None
-                    if not announced:
-                        self.out(f"waiting for another image build to finish ({path})")
-                        announced = True
-                    time.sleep(1)
+        lock = FileLock(self.work_dir / "stagectl-images.lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            self.out(f"waiting for another image build to finish ({lock.lock_file})")
             try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+                lock.acquire(timeout=LOCK_TIMEOUT)
+            except Timeout:
+                raise BuildError(f"another image build held {lock.lock_file} for {LOCK_TIMEOUT:.0f}s") from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     def _ensure(self, name: str, *, force: bool) -> BuildResult:
         ref, latest = self.ref(name), self.latest_ref(name)
@@ -573,25 +560,16 @@ class ImageBuilder:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         return self.log_dir / f"{name.replace(':', '-')}-{key}.log"
 
-    def _run_logged(
-        self, cmd: Sequence[str], log: Path, timeout: float, what: str, stdin: int | None = None
-    ) -> None:
+    def _run_logged(self, cmd: Sequence[str], log: Path, timeout: float, what: str) -> None:
         with log.open("ab") as handle:
-            handle.write(f"$ {' '.join(cmd)}\n".encode())
+            handle.write(f"$ {shlex.join(cmd)}\n".encode())
             handle.flush()
             try:
-                proc = subprocess.run(
-                    list(cmd),
-                    stdout=handle,
-                    stderr=subprocess.STDOUT,
-                    stdin=stdin,
-                    timeout=timeout,
-                    check=False,
-                )
-            except subprocess.TimeoutExpired as exc:
-                raise BuildError(f"{what}: timed out after {timeout:.0f}s; log: {log}") from exc
-            except OSError as exc:
-                raise BuildError(f"{what}: cannot run {cmd[0]}: {exc}") from exc
+                proc = process.run(cmd, timeout=timeout, log=handle)
+            except ToolMissing as exc:
+                raise BuildError(f"{what}: {exc} ({exc.hint})") from exc
+        if proc.timed_out:
+            raise BuildError(f"{what}: timed out after {timeout:.0f}s; log: {log}")
         if proc.returncode != 0:
             raise BuildError(f"{what} failed (exit {proc.returncode}); log: {log}\n{_tail(log)}")
 
@@ -612,34 +590,28 @@ class ImageBuilder:
                 f"debootstrap {base.suite}",
             )
             _prepare_rootfs(rootfs, base.suite, self.mirror, self.security_mirror)
-            tar = subprocess.Popen(
-                ["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-            )
+            # tar's stream straight into `docker import`, with either's failure failing the step
+            # and removing what was imported: a truncated root file system must not pass as cached.
             try:
-                assert tar.stdout is not None
-                self._run_logged(
-                    [
-                        self.docker,
-                        "import",
-                        "--change",
-                        'CMD ["/bin/bash"]',
-                        "--change",
-                        f"LABEL org.stagectl.content-key={self.key(base.name)}",
-                        "-",
-                        ref,
-                    ],
-                    log,
-                    DOCKER_TIMEOUT * 5,
-                    f"docker import of {base.suite}",
-                    stdin=tar.stdout.fileno(),
-                )
-            finally:
-                if tar.stdout is not None:
-                    tar.stdout.close()
-                if tar.wait(timeout=60) != 0:
-                    raise BuildError(f"tar of the {base.suite} root file system failed")
+                self._import_rootfs(rootfs, base, ref, log)
+            except BuildError:
+                self._docker("rmi", "--force", ref)
+                raise
+
+    def _import_rootfs(self, rootfs: Path, base: BaseImage, ref: str, log: Path) -> None:
+        self._run_logged(
+            [
+                "bash", "-o", "pipefail", "-c", 'rootfs=$1; shift; tar --numeric-owner -C "$rootfs" -c . | "$@"',
+                "import-rootfs", str(rootfs),
+                self.docker, "import",
+                "--change", 'CMD ["/bin/bash"]',
+                "--change", f"LABEL org.stagectl.content-key={self.key(base.name)}",
+                "-", ref,
+            ],
+            log,
+            DOCKER_TIMEOUT * 5,
+            f"docker import of {base.suite}",
+        )  # fmt: skip
 
     def _build_image(self, spec: ImageSpec, ref: str) -> None:
         key = self.key(spec.name)
@@ -706,7 +678,7 @@ def _remove_tree_safely(path: Path) -> None:
     """Remove a debootstrap work tree, first unmounting anything a failed debootstrap left
     mounted in it (proc, sys, a bind of /dev): never delete through a mount."""
     for point in sorted(_mounts_under(path), key=len, reverse=True):
-        subprocess.run(["umount", "-l", point], capture_output=True, timeout=30, check=False)
+        process.run(["umount", "-l", point], timeout=30, package="mount")
     left = _mounts_under(path)
     if left:
         print(f"warning: not removing {path}: still mounted: {', '.join(left)}", file=sys.stderr)
