@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from stagectl.derived import SHARED_PROJECT
 from stagectl.environment import INVENTORY, load_environment
 from stagectl.errors import StagectlError
 from stagectl.runner import ProgressCallback, RunResult, run_reporting_playbook
@@ -27,6 +28,13 @@ Source = Literal["local", "remote"]
 BACKUP_ID_RE = re.compile(r"^[0-9]{8}T[0-9]{6}Z$")
 #: The tool's exit status for a caller's mistake (unknown backup, none yet): nothing was changed.
 TOOL_REFUSED = 2
+#: What a restore puts back: a project's database (with its migrations) or its Redis (a project
+#: with a worker or scheduler: its queue), or a part of the shared stack's state (backed up as the
+#: pseudo-project SHARED_PROJECT, a name no project may take).
+DATABASE = "database"
+PROJECT_PARTS = (DATABASE, "redis")
+SHARED_PARTS = ("certs", "config", "alertmanager", "grafana")
+RESTORABLE = (*PROJECT_PARTS, *SHARED_PARTS)
 
 
 class BackupRefused(StagectlError):
@@ -132,24 +140,25 @@ def _tool_runs(findings: dict[str, dict[str, Any]], key: str = "results") -> lis
 
 
 def _projects(root: Path, vault_password_file: Path, project: str | None) -> tuple[list[str], list[str], bool]:
-    """(the projects to work on, the hosts, whether there is an off-site repository). Raises
+    """(the projects to work on, the hosts, whether there is an off-site repository). Every
+    project means every project and the shared stack's state (SHARED_PROJECT). Raises
     StagectlError for an unknown project."""
     # allocate=False: only the server's projects matter, with the ports they were deployed with.
     loaded = load_environment(root, vault_password_file=vault_password_file, allocate=False)
     names = [p.name for p in loaded.env.projects]
-    if project is not None and project not in names:
+    if project is not None and project not in (*names, SHARED_PROJECT):
         raise StagectlError(
             f"project '{project}' is not in {INVENTORY}",
-            hint=f"known projects: {', '.join(names) or 'none'}",
+            hint=f"known projects: {', '.join(names) or 'none'}, and {SHARED_PROJECT} (the shared stack's state)",
         )
     remote = loaded.env.settings.backups.remote is not None
-    return ([project] if project else names), list(loaded.env.inventory.staging.hosts), remote
+    return ([project] if project else [*names, SHARED_PROJECT]), list(loaded.env.inventory.staging.hosts), remote
 
 
 def check_backup_id(backup_id: str) -> str:
     """A backup id as the user may give it: its time, `latest`, or the dump's file name or path
     (as deploy messages print it). Raises StagectlError for anything else."""
-    name = backup_id.rsplit("/", 1)[-1].removesuffix(".dump")
+    name = backup_id.rsplit("/", 1)[-1].removesuffix(".dump").removesuffix(".parts")
     stamp = name.rsplit("-", 1)[-1]
     if backup_id != "latest" and not BACKUP_ID_RE.match(stamp):
         raise StagectlError(
@@ -167,6 +176,7 @@ def run_action(
     *,
     project: str | None = None,
     backup_id: str = "",
+    part: str = "",
     remote: bool = False,
     on_progress: ProgressCallback | None = None,
 ) -> BackupReport:
@@ -175,11 +185,11 @@ def run_action(
     started = time.monotonic()
     root = root.resolve()  # ansible-runner changes directory
     projects, hosts, _ = _projects(root, vault_password_file, project)
-    if not projects:
-        raise StagectlError(f"{INVENTORY} has no project to back up", hint="add one: stagectl project add")
     extravars: dict[str, Any] = {"backups_tool_action": action, "backups_tool_projects": projects}
     if backup_id:
         extravars["backups_tool_id"] = backup_id
+    if part:
+        extravars["backups_tool_part"] = part
     if remote:
         extravars["backups_tool_remote"] = True
     run, findings = run_reporting_playbook(
@@ -203,17 +213,33 @@ class RestoreRequest:
 
     root: Path
     vault_password_file: Path
+    #: A project, or SHARED_PROJECT for a part of the shared stack's state.
     project: str
     #: The backup's time, or `latest`.
     backup_id: str
     source: Source = "local"
+    #: DATABASE, or the part of the shared stack's state (one of SHARED_PARTS).
+    what: str = DATABASE
 
 
 def check_restore(
-    root: Path, vault_password_file: Path, project: str, *, at: str | None = None, source: Source = "local"
+    root: Path, vault_password_file: Path, project: str | None, *, at: str | None = None,
+    source: Source = "local", what: str = DATABASE,
 ) -> RestoreRequest:
     """Check a restore request before anything runs (and before the user is asked to confirm).
-    Raises StagectlError for an unknown project, a malformed backup id or an unavailable source."""
+    Raises StagectlError for an unknown project or part, a malformed backup id or an unavailable
+    source."""
+    if what not in RESTORABLE:
+        raise StagectlError(f"--what '{what}' is not something stagectl backs up",
+                            hint=f"use one of: {', '.join(RESTORABLE)}")
+    if what in PROJECT_PARTS and project in (None, SHARED_PROJECT):
+        raise StagectlError(f"--what {what} restores a project's {what}: name the project",
+                            hint="add --project NAME, or --what certs|config|alertmanager|grafana for "
+                            "the shared stack's state")
+    if what in SHARED_PARTS and project not in (None, SHARED_PROJECT):
+        raise StagectlError(f"--what {what} restores the shared stack's state, not project {project}'s",
+                            hint="leave out --project")
+    project = project if what in PROJECT_PARTS and project else SHARED_PROJECT
     backup_id = check_backup_id(at or "latest")
     root = root.resolve()
     _, _, has_remote = _projects(root, vault_password_file, project)
@@ -223,7 +249,7 @@ def check_restore(
             "group_vars/all.yml), so there is no off-site copy to restore from",
             hint="restore a local backup (leave out --from remote); `stagectl backup list` shows them",
         )
-    return RestoreRequest(root, vault_password_file, project, backup_id, source)
+    return RestoreRequest(root, vault_password_file, project, backup_id, source, what)
 
 
 def restore(request: RestoreRequest, *, on_progress: ProgressCallback | None = None) -> BackupReport:
@@ -231,7 +257,7 @@ def restore(request: RestoreRequest, *, on_progress: ProgressCallback | None = N
     the server has no such backup (nothing was changed there)."""
     report = run_action(request.root, request.vault_password_file, "restore", project=request.project,
                         backup_id=request.backup_id, remote=request.source == "remote",
-                        on_progress=on_progress)
+                        part="" if request.what == DATABASE else request.what, on_progress=on_progress)
     refused = [t for t in report.tools if t.rc == TOOL_REFUSED]
     if refused:
         reasons = "; ".join(e for t in refused for e in t.errors()) or "the backup tool refused the request"

@@ -8,6 +8,7 @@ The project's rows are the demo app's notes, written and read through the projec
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import uuid
 from typing import Any
@@ -109,6 +110,106 @@ def test_restore_of_an_unknown_backup_changes_nothing(deployed: Deployed) -> Non
     assert _started(deployed) == started  # the app was not stopped
     again = backup.run_action(deployed.root, deployed.vault_password_file, "list", project=PROJECT)
     assert [b.id for b in again.backups] == [b.id for b in listed.backups]  # no safety backup either
+
+
+def _shared_backups(deployed: Deployed) -> list[backup.Backup]:
+    listed = backup.run_action(deployed.root, deployed.vault_password_file, "list", project="shared")
+    assert listed.ok, listed
+    return listed.backups
+
+
+def test_the_shared_stacks_state_is_backed_up_checked_and_restored_part_by_part(deployed: Deployed) -> None:
+    """Certificates, configuration and Alertmanager's data: each archived, each put back alone,
+    with its service running on it afterwards; a damaged archive is refused before anything moves."""
+    marker = uuid.uuid4().hex[:8]
+    certs, data = "/etc/letsencrypt", "/opt/shared/alertmanager/data"
+    # Files there at the backup must come back; files written after it must go.
+    deployed.sh(f"echo kept > {certs}/before-{marker}; echo kept > {data}/before-{marker}")
+    code, output = _stagectl(deployed, "backup", "run", "--project", "shared")
+    assert code == 0 and "backup of shared OK" in output, output
+    backups = _shared_backups(deployed)
+    newest = backups[0]
+    assert newest.size > 0 and newest.path.endswith(f"shared-{newest.id}.parts"), newest
+    parts = deployed.sh(f"cat {newest.path}").split()
+    assert parts[:3] == ["certs", "config", "alertmanager"], parts
+    code, output = _stagectl(deployed, "backup", "verify", "--project", "shared")
+    assert code == 0 and "archive(s) match their checksums and read through" in output, output
+
+    deployed.sh(f"rm {certs}/before-{marker} {data}/before-{marker}; echo new > {certs}/after-{marker};"
+                f" echo new > {data}/after-{marker}; echo new > /opt/shared/after-{marker}")
+    alertmanager_before = deployed.sh("docker inspect -f '{{.State.StartedAt}}' shared-alertmanager-1").strip()
+
+    for what in ("certs", "alertmanager", "config"):
+        code, output = _stagectl(deployed, "backup", "restore", "--what", what, "--at", newest.id, "--yes")
+        assert code == 0, output
+        assert f"backup restore of the shared stack's {what} OK" in output and "safety backup" in output, output
+    for directory in (certs, data):
+        assert deployed.sh(f"ls {directory}").split().count(f"before-{marker}") == 1, directory
+        assert f"after-{marker}" not in deployed.sh(f"ls {directory}"), directory
+    # The configuration archive holds the files of the backup; one written since stays.
+    assert deployed.sh(f"cat /opt/shared/after-{marker}").strip() == "new"
+    assert deployed.sh("ls /opt/shared/alertmanager").split() == ["config", "data"]
+    assert deployed.sh("docker inspect -f '{{.State.Status}}' shared-alertmanager-1").strip() == "running"
+    assert deployed.sh("docker inspect -f '{{.State.StartedAt}}' shared-alertmanager-1").strip() != alertmanager_before
+    deployed.sh("docker exec shared-nginx-1 nginx -t -q -c /etc/nginx/stagectl/nginx.conf")
+    # Each restore took a safety backup first.
+    assert len(_shared_backups(deployed)) == len(backups) + 3
+
+    # A damaged archive: refused, nothing set aside or restarted.
+    damaged = newest.path.removesuffix(".parts") + "-alertmanager.tar.gz"
+    deployed.sh(f"cp {damaged} /root/kept.tar.gz; printf 'x' >> {damaged}")
+    started = deployed.sh("docker inspect -f '{{.State.StartedAt}}' shared-alertmanager-1").strip()
+    try:
+        code, output = _stagectl(deployed, "backup", "restore", "--what", "alertmanager", "--at", newest.id, "--yes")
+        assert code == 1, output
+        assert "does not match its checksum" in output, output
+        assert deployed.sh("docker inspect -f '{{.State.StartedAt}}' shared-alertmanager-1").strip() == started
+        assert deployed.sh("ls -d /opt/shared/alertmanager/data.prerestore-* 2>/dev/null || true").strip() == ""
+    finally:
+        deployed.sh(f"mv /root/kept.tar.gz {damaged}; rm -f /opt/shared/after-{marker}")
+
+    code, output = _stagectl(deployed, "backup", "restore", "--what", "grafana", "--at", "20000101T000000Z", "--yes")
+    assert code == 2 and "has no backup 20000101T000000Z" in output, output
+
+
+def _redis(deployed: Deployed, *args: str) -> str:
+    """redis-cli in PROJECT's Redis, with the password read there from Redis's own configuration."""
+    script = 'REDISCLI_AUTH=$(sed -n "s/^requirepass //p" "$0") exec redis-cli --no-auth-warning "$@"'
+    return deployed.sh(
+        f"docker exec {PROJECT}-redis sh -c {shlex.quote(script)} "
+        f"\"$(docker inspect -f '{{{{range .Args}}}}{{{{println .}}}}{{{{end}}}}' {PROJECT}-redis | grep . | tail -n 1)\" "
+        f"{shlex.join(args)}"
+    ).strip()
+
+
+def test_a_queue_in_redis_is_backed_up_and_restored(deployed: Deployed) -> None:
+    """A project whose Redis holds a worker's queue (its backup settings name Redis, as the role
+    writes them for a project with a worker or scheduler): the snapshot goes into the backup and
+    comes back in place of Redis's data, which then survives a restart."""
+    conf = f"/etc/stagectl/backups/{PROJECT}.conf"
+    deployed.sh(f"cp {conf} /root/kept.conf && printf 'REDIS_CONTAINER={PROJECT}-redis\\nREDIS_DATA=data/redis\\n' >> {conf}")
+    try:
+        _redis(deployed, "SET", "queue:kept", "job-1")
+        code, output = _stagectl(deployed, "backup", "run", "--project", PROJECT)
+        assert code == 0, output
+        newest = backup.run_action(deployed.root, deployed.vault_password_file, "list", project=PROJECT).backups[0]
+        rdb = newest.path.removesuffix(".dump") + "-redis.rdb"
+        assert deployed.sh(f"head -c 5 {rdb}") == "REDIS"
+        _redis(deployed, "SET", "queue:lost", "job-2")
+        _redis(deployed, "DEL", "queue:kept")
+
+        code, output = _stagectl(deployed, "backup", "restore", "--project", PROJECT, "--what", "redis",
+                                 "--at", newest.id, "--yes")
+        assert code == 0, output
+        assert f"backup restore of {PROJECT}'s Redis OK" in output and "safety backup" in output, output
+        assert (_redis(deployed, "GET", "queue:kept"), _redis(deployed, "EXISTS", "queue:lost")) == ("job-1", "0")
+        assert _app(deployed, "GET", "/readyz")[0] == 200
+        deployed.sh(f"docker restart {PROJECT}-redis && sleep 2")
+        assert _redis(deployed, "GET", "queue:kept") == "job-1"  # the snapshot became Redis's own data
+    finally:
+        deployed.sh(f"mv /root/kept.conf {conf}")
+    code, output = _stagectl(deployed, "backup", "restore", "--project", PROJECT, "--what", "redis", "--yes")
+    assert code == 2 and f"project {PROJECT} backs up no Redis" in output, output
 
 
 def _with_remote(deployed: Deployed, target: backup_target.BackupTarget) -> None:

@@ -89,6 +89,7 @@ def test_per_project_and_global_files(example: Rendered) -> None:
         assert ("backups", name, f"/etc/stagectl/backups/{name}.conf") in dests
     for dest in (
         "/usr/local/sbin/stagectl-backup",
+        "/etc/stagectl/backups/shared.conf",
         "/etc/systemd/system/stagectl-backup@.service",
         "/etc/systemd/system/stagectl-backup@.timer",
         "/etc/systemd/system/stagectl-backup-verify@.service",
@@ -457,6 +458,34 @@ def test_backup_settings_and_units(example: Rendered) -> None:
     assert "ExecStart=/usr/local/sbin/stagectl-backup verify %i\n" in example.text(
         "/etc/systemd/system/stagectl-backup-verify@.service"
     )
+
+
+def test_a_queue_in_redis_is_backed_up_a_cache_is_not(example: Rendered, variant: Rendered) -> None:
+    """Redis holds a worker's or scheduler's queue (variant's beryl3) or only a cache (example)."""
+    queue = parse_env(variant.text("/etc/stagectl/backups/beryl3.conf"))
+    assert (queue["REDIS_CONTAINER"], queue["REDIS_DATA"]) == ("beryl3-redis", "data/redis")
+    assert queue["APP_SERVICES"] == "django worker scheduler"
+    cache = parse_env(example.text("/etc/stagectl/backups/beryl3.conf"))
+    assert "REDIS_CONTAINER" not in cache and "REDIS_DATA" not in cache
+
+
+def test_backup_settings_of_the_shared_stacks_state(example: Rendered) -> None:
+    conf = parse_env(example.text("/etc/stagectl/backups/shared.conf"))
+    assert conf == {
+        "PROJECT": "shared",
+        "SHARED_ROOT": "/opt/shared",
+        "CERTS_DIR": "/etc/letsencrypt",
+        "STATE_PARTS": "alertmanager:alertmanager/data grafana:grafana/data",
+        "SKIP_PATHS": "prometheus/data:loki/data:alloy/data",
+        "NGINX_SERVICE": "nginx",
+        "NGINX_CONFIG": "/etc/nginx/stagectl/nginx.conf",
+        "BACKUP_DIR": "/opt/backups/shared",
+        "RETENTION_DAYS": "30",
+    }
+    # Every data directory of the shared stack is either archived as a part or deliberately skipped.
+    compose = example.text("/opt/shared/docker-compose.yml")
+    data_dirs = set(re.findall(r"- /opt/shared/([\w-]+/data):", compose))
+    assert data_dirs == {"alertmanager/data", "grafana/data", "prometheus/data", "loki/data", "alloy/data"}
 
 
 def test_rendering_twice_gives_identical_bytes(example: Rendered, example_again: Rendered) -> None:

@@ -64,7 +64,8 @@ def test_list_shows_each_backup_with_its_restore_test(example_env: EnvFixture, s
     )
     result = _invoke(example_env, "backup", "list")
     assert result.exit_code == 0, result.output
-    assert fake.calls == [{"backups_tool_action": "list", "backups_tool_projects": ["beryl3", "project2"]}]
+    # Every project, and the shared stack's state.
+    assert fake.calls == [{"backups_tool_action": "list", "backups_tool_projects": ["beryl3", "project2", "shared"]}]
     assert "20261205T030712Z" in result.output and "2.4 MB" in result.output and "2300 B" in result.output
     assert "verified" in result.output and "untested" in result.output
     assert "2 backups of 2 projects; none yet of: project2 (stagectl backup run)" in result.output
@@ -186,3 +187,39 @@ def test_list_shows_the_off_site_copies(example_env: EnvFixture, server: Any) ->
     assert len(rows) == 2, result.output
     assert any("off-site" in row and " - " in row for row in rows), result.output
     assert any("local" in row and "2300 B" in row for row in rows), result.output
+
+
+def test_restore_of_a_part_of_the_shared_stack_names_the_part(example_env: EnvFixture, server: Any) -> None:
+    fake = server(_tool("shared", stderr=f"{LOG} info: restore of part certs of the shared stack done in 4s\n"))
+    result = _invoke(example_env, "backup", "restore", "--what", "certs", "--yes", "--at", "20261205T030712Z")
+    assert result.exit_code == 0, result.output
+    assert fake.calls == [{"backups_tool_action": "restore", "backups_tool_projects": ["shared"],
+                           "backups_tool_id": "20261205T030712Z", "backups_tool_part": "certs"}]
+    assert "backup restore of the shared stack's certs OK" in result.output
+    assert "its service runs on it" in result.output
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["--what", "certs", "--project", "beryl3"], "--what certs restores the shared stack's state, not project beryl3's"),
+    (["--what", "database"], "--what database restores a project's database: name the project"),
+    (["--project", "shared"], "--what database restores a project's database: name the project"),
+    (["--what", "redis-of-everything", "--project", "beryl3"], "--what 'redis-of-everything' is not something stagectl backs up"),
+    (["--what", "config", "--at", "yesterday"], "--at 'yesterday' is not a backup id"),
+])
+def test_a_restore_that_cannot_be_is_refused_before_anything_runs(
+    example_env: EnvFixture, server: Any, args: list[str], said: str
+) -> None:
+    fake = server(_tool("shared"))
+    result = _invoke(example_env, "backup", "restore", "--yes", *args)
+    assert result.exit_code == 2, result.output
+    assert said in result.output and "Traceback" not in result.output
+    assert fake.calls == []
+
+
+def test_list_reads_the_shared_stacks_backups(example_env: EnvFixture, server: Any) -> None:
+    server(_tool("shared", stdout="20261205T030712Z\t48213\t/opt/backups/shared/shared-20261205T030712Z.parts\t"
+                                 "verified:1764900000\n"))
+    result = _invoke(example_env, "backup", "list", "--project", "shared")
+    assert result.exit_code == 0, result.output
+    assert "shared" in result.output and "20261205T030712Z" in result.output and "48213 B" in result.output
+    assert "1 backups of 1 projects" in result.output

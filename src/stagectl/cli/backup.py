@@ -121,7 +121,13 @@ def can_ask() -> bool:
 
 @app.command("restore")
 def restore(
-    project: Annotated[str, typer.Option("--project", "-p", help="The project whose database is replaced.")],
+    project: Annotated[
+        str | None, typer.Option("--project", "-p", help="The project whose database is replaced (--what database).")
+    ] = None,
+    what: Annotated[
+        str, typer.Option("--what", help="database or redis (a project's), or a part of the shared stack's state: certs, "
+                          "config, alertmanager, grafana (default: database).")
+    ] = "database",
     at: Annotated[
         str | None, typer.Option("--at", help="The backup's id (its time, see `stagectl backup list`); default the newest.")
     ] = None,
@@ -132,36 +138,44 @@ def restore(
     env: EnvDir = Path("."),
     vault_password_file: VaultFile = None,
 ) -> None:
-    """Put a backup back into the project's LIVE database: the app is stopped, a safety backup
-    taken, the backup restored and migrated, the app started and health checked. On any failure
-    the database as it was goes back."""
+    """Put a backup back. A project's LIVE database: the app is stopped, a safety backup taken, the
+    backup restored and migrated, the app started and health checked. Its Redis (a project with a
+    worker or scheduler): the same, with the snapshot in place of the data. A part of the shared stack
+    (certificates, configuration, Alertmanager's silences, Grafana's data): a safety backup, the
+    files replaced, the service restarted (nginx tested and reloaded). On any failure what was
+    there goes back."""
     from stagectl import backup as backup_mod
 
     out = console()
     if source not in ("local", "remote"):
         raise StagectlError(f"--from '{source}' is not a backup source", hint="use --from local or --from remote")
     request = backup_mod.check_restore(env, vault_file(env, vault_password_file), project, at=at,
-                                       source="remote" if source == "remote" else "local")
+                                       source="remote" if source == "remote" else "local", what=what)
+    # What is replaced, as the messages name it: (subject, target, what stops, what is true after).
+    subject, target, stops, done = {
+        "database": (request.project, f"the live database of {request.project}",
+                     "The app stops meanwhile", "migrations applied, app healthy"),
+        "redis": (f"{request.project}'s Redis", f"the Redis data of {request.project}",
+                  "The app and Redis stop meanwhile", "Redis and the app healthy"),
+    }.get(request.what, (f"the shared stack's {request.what}", f"the shared stack's {request.what}",
+                         "Its service restarts", "its service runs on it"))
     if not yes and not can_ask():
         raise StagectlError(
-            f"restoring replaces the live database of {project} and needs a confirmation, but there is "
-            "no terminal to ask on",
+            f"restoring replaces {target} and needs a confirmation, but there is no terminal to ask on",
             hint="pass --yes to restore without asking",
         )
     which = "the newest backup" if request.backup_id == "latest" else f"backup {request.backup_id}"
     if not yes:
-        typer.confirm(
-            f"Replace the live database of {project} with {which}? The app stops meanwhile; a safety "
-            "backup of the current data is taken first", abort=True,
-        )
+        typer.confirm(f"Replace {target} with {which}? {stops}; a safety backup of the current data is taken first",
+                      abort=True)
     report = run_with_progress(
-        out, f"restoring {project}", lambda progress: backup_mod.restore(request, on_progress=progress)
+        out, f"restoring {subject}", lambda progress: backup_mod.restore(request, on_progress=progress)
     )
     print_tool_runs(out, report, "restore")
     if report.ok:
-        out.print(f"backup restore of {project} [bold green]OK[/] in {report.seconds:.1f}s: {which} is "
-                  "live, migrations applied, app healthy", markup=True)
+        out.print(f"backup restore of {escape(subject)} [bold green]OK[/] in {report.seconds:.1f}s: {which} is "
+                  f"in place, {done}", markup=True)
         return
-    out.print(f"backup restore of {project} [bold red]FAILED[/] in {report.seconds:.1f}s: see the "
-              "messages above (the previous database is put back on failure)", markup=True)
+    out.print(f"backup restore of {escape(subject)} [bold red]FAILED[/] in {report.seconds:.1f}s: see the "
+              "messages above (what was there is put back on failure)", markup=True)
     raise typer.Exit(code=1)
