@@ -120,6 +120,13 @@ def on_the_server(name: str, root: Path, password_file: Path) -> None:
           f"healthy): {restore:.1f}s ({restore / dump:.1f}x the plain dump; "
           f"{(restore - run) / dump:.1f}x without its safety backup)", flush=True)
 
+    shared = on_sandbox(name, f"{TOOL} run shared")
+    print(f"stagectl-backup run shared on the server (certificates, configuration, Alertmanager and "
+          f"Grafana data): {shared:.1f}s", flush=True)
+    certs = on_sandbox(name, f"{TOOL} restore shared latest certs")
+    print(f"stagectl-backup restore shared latest certs (safety backup, unpack, nginx -t, reload): "
+          f"{certs:.1f}s", flush=True)
+
     image = load_environment(root).env.settings.project_defaults.images.python
     target = timed("off-site target (SFTP) started", lambda: backup_target.start(name, image))
     with_remote(root, password_file, target)

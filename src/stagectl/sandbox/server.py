@@ -376,15 +376,16 @@ def _pin_host_keys(name: str, ssh_port: int, known_hosts: Path) -> None:
 def _wait_for_boot(name: str, timeout: float) -> tuple[str, tuple[str, ...]]:
     """Wait until systemd reports running (or degraded: a unit failed, the server is up)."""
     deadline = time.monotonic() + timeout
-    seen = {"state": ""}
+    state = ""
 
     def booted() -> str | None:
+        nonlocal state
         left = max(1, int(deadline - time.monotonic()))
         wait = ["timeout", str(left), "systemctl", "is-system-running", "--wait"]
         proc = docker_cli.run("exec", name, *wait, check=False, timeout=left + 15)
-        seen["state"] = proc.stdout.strip() or proc.stderr.strip()
-        if seen["state"] in ("running", "degraded"):
-            return seen["state"]
+        state = proc.stdout.strip() or proc.stderr.strip()
+        if state in ("running", "degraded"):
+            return state
         data = docker_cli.inspect("container", name)
         if data is None or not data["State"].get("Running"):
             logs = docker_cli.run("logs", "--tail", "20", name, check=False).stdout
@@ -395,7 +396,7 @@ def _wait_for_boot(name: str, timeout: float) -> tuple[str, tuple[str, ...]]:
         return None
 
     state = wait_for(booted, timeout=timeout, interval=0.5, on_timeout=lambda: SandboxBootFailed(
-        f"sandbox '{name}' did not finish booting within {timeout:.0f}s (systemd says: {seen['state'] or 'nothing'})",
+        f"sandbox '{name}' did not finish booting within {timeout:.0f}s (systemd says: {state or 'nothing'})",
         hint=f"see `docker exec {name} systemctl list-jobs` and `docker logs {name}`",
     ))
     failed: tuple[str, ...] = ()
