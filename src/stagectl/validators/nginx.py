@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from stagectl.errors import ToolMissing
+from stagectl.tlscerts import self_signed
 from stagectl.validators.base import Finding, as_checks, errors, missing_check, require_tool, run
 from stagectl.validators.cache import Cached, ResultCache, digest, tool_version, tree_files
 
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
     from stagectl.validate import Check
 
 NGINX_PACKAGE = "nginx"
-OPENSSL_PACKAGE = "openssl"
 DEFAULT_MAIN = "/etc/nginx/nginx.conf"
 COMPOSE_NAMES = ("docker-compose.yml", "docker-compose.yaml", "compose.yml", "compose.yaml")
 
@@ -268,16 +268,11 @@ def _make_certificates(scratch: _Scratch) -> None:
     missing_keys = [k for k in scratch.keys if not k.exists()]
     if not missing and not missing_keys:
         return
-    openssl = require_tool("openssl", OPENSSL_PACKAGE)
+    throwaway = self_signed("stagectl-nginx-check")
     cert, key = scratch.root / ".selfsigned" / "cert.pem", scratch.root / ".selfsigned" / "key.pem"
     cert.parent.mkdir(parents=True, exist_ok=True)
-    result = run([
-        openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-        "-nodes", "-days", "2", "-subj", "/CN=stagectl-nginx-check",
-        "-keyout", str(key), "-out", str(cert),
-    ])
-    if result.returncode != 0:
-        raise RuntimeError(f"openssl could not make a throwaway certificate: {result.output}")
+    cert.write_text(throwaway.certificate)
+    key.write_text(throwaway.private_key)
     for target_cert, target_key in missing:
         for source, target in ((cert, target_cert), (key, target_key)):
             if not target.exists():
