@@ -28,11 +28,11 @@ Source = Literal["local", "remote"]
 BACKUP_ID_RE = re.compile(r"^[0-9]{8}T[0-9]{6}Z$")
 #: The tool's exit status for a caller's mistake (unknown backup, none yet): nothing was changed.
 TOOL_REFUSED = 2
-#: What a restore puts back: a project's database (with its migrations) or its Redis (a project
-#: with a worker or scheduler: its queue), or a part of the shared stack's state (backed up as the
+#: What a restore puts back: a project's database (with its migrations), its uploads (media) or
+#: its Redis (a project with a worker or scheduler: its queue), or a part of the shared stack's state (backed up as the
 #: pseudo-project SHARED_PROJECT, a name no project may take).
 DATABASE = "database"
-PROJECT_PARTS = (DATABASE, "redis")
+PROJECT_PARTS = (DATABASE, "media", "redis")
 SHARED_PARTS = ("certs", "config", "alertmanager", "grafana")
 RESTORABLE = (*PROJECT_PARTS, *SHARED_PARTS)
 
@@ -218,7 +218,7 @@ class RestoreRequest:
     #: The backup's time, or `latest`.
     backup_id: str
     source: Source = "local"
-    #: DATABASE, or the part of the shared stack's state (one of SHARED_PARTS).
+    #: What is put back: one of PROJECT_PARTS or SHARED_PARTS.
     what: str = DATABASE
 
 

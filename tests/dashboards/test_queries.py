@@ -12,6 +12,7 @@ import promql_parser
 import pytest
 
 from stagectl import dashboards
+from stagectl.collection import collection_root
 from stagectl.dashboards import SHARED_FOLDER, PanelQuery, substitute
 from stagectl.dashboards.promql import CADVISOR_PROJECT_LABEL, PROJECT_LABEL
 from stagectl.dashboards.queries import UnknownVariable, variables_used
@@ -19,6 +20,7 @@ from stagectl.dashboards.queries import UnknownVariable, variables_used
 PROJECT_LABELS = {PROJECT_LABEL, CADVISOR_PROJECT_LABEL}
 # A LogQL stream selector: {label="value", ...} at the start of a log query or inside a range.
 STREAM_SELECTOR = re.compile(r"\{([^{}]*)\}")
+PROJECT_TEMPLATES = collection_root() / "roles" / "project" / "templates"
 
 
 def _promql(queries: list[PanelQuery]) -> list[PanelQuery]:
@@ -168,3 +170,21 @@ def test_the_expected_metrics_are_queried(example_vars: dict[str, Any]) -> None:
         "scrape_duration_seconds",
     ):
         assert metric in text, metric
+
+
+def test_app_dashboard_counts_requests_from_the_project_nginx_access_log(example_vars: dict[str, Any]) -> None:
+    """Traffic, errors and latency from the project nginx's JSON access log (apps without /metrics
+    too); the fields read must be fields the log format writes, as numbers."""
+    log_format = (PROJECT_TEMPLATES / "nginx.conf.j2").read_text()
+    for project in ("beryl3", "project2"):
+        logql = [
+            q.expr
+            for q in dashboards.panel_queries(example_vars)
+            if q.path == f"{project}/application-performance.json" and q.language == "logql"
+        ]
+        nginx = f'{{project="{project}", service="nginx"}}'
+        assert any(f"sum by (status) (rate({nginx} | json status" in e for e in logql), logql
+        assert any("status >= 500" in e and " / " in e for e in logql), logql
+        assert any(f"{nginx} | json request_time | unwrap request_time" in e for e in logql), logql
+    for field in ("status", "request_time"):
+        assert f'"{field}":${field},' in log_format, field

@@ -212,6 +212,37 @@ def test_a_queue_in_redis_is_backed_up_and_restored(deployed: Deployed) -> None:
     assert code == 2 and f"project {PROJECT} backs up no Redis" in output, output
 
 
+def test_uploads_are_restored_in_place_and_served_again(deployed: Deployed) -> None:
+    """The media archive of a backup comes back in place of the current uploads: a file deleted
+    since is served again, one uploaded since is gone, and the project nginx (a bind mount of the
+    directory) serves the restored files without a restart."""
+    media = f"/opt/projects/{PROJECT}/data/media"
+    kept, lost = f"kept-{uuid.uuid4().hex[:8]}.txt", f"lost-{uuid.uuid4().hex[:8]}.txt"
+    owner = deployed.sh(f"stat -c %u:%g {media}").strip()
+    deployed.sh(f"echo restored > {media}/{kept} && chown {owner} {media}/{kept}")
+    assert _app(deployed, "GET", f"/media/{kept}") == (200, "restored\n")
+    code, output = _stagectl(deployed, "backup", "run", "--project", PROJECT)
+    assert code == 0, output
+    newest = backup.run_action(deployed.root, deployed.vault_password_file, "list", project=PROJECT).backups[0]
+    deployed.sh(f"rm {media}/{kept} && echo new > {media}/{lost}")
+    nginx_started = deployed.sh(f"docker inspect --format '{{{{.State.StartedAt}}}}' {PROJECT}-nginx").strip()
+
+    code, output = _stagectl(deployed, "backup", "restore", "--project", PROJECT, "--what", "media",
+                             "--at", newest.id, "--yes")
+    assert code == 0, output
+    assert f"backup restore of {PROJECT}'s media OK" in output and "safety backup" in output, output
+    assert _app(deployed, "GET", f"/media/{kept}") == (200, "restored\n")
+    assert _app(deployed, "GET", f"/media/{lost}")[0] == 404
+    assert deployed.sh(f"stat -c %u:%g {media}/{kept}").strip() == owner
+    assert deployed.sh(f"ls -d {media}.prerestore-* 2>/dev/null || true").strip() == ""
+    assert deployed.sh(f"docker inspect --format '{{{{.State.StartedAt}}}}' {PROJECT}-nginx").strip() == nginx_started
+    assert _app(deployed, "GET", "/readyz")[0] == 200
+    # The safety backup holds the upload the restore replaced.
+    safety = backup.run_action(deployed.root, deployed.vault_password_file, "list", project=PROJECT).backups[0]
+    archive = safety.path.removesuffix(".dump") + "-media.tar.gz"
+    assert f"data/media/{lost}" in deployed.sh(f"tar -tzf {archive}")
+
+
 def _with_remote(deployed: Deployed, target: backup_target.BackupTarget) -> None:
     """backups.remote in the environment, its secrets in the vault."""
     all_vars = deployed.root / ALL_VARS

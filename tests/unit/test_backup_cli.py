@@ -199,9 +199,20 @@ def test_restore_of_a_part_of_the_shared_stack_names_the_part(example_env: EnvFi
     assert "its service runs on it" in result.output
 
 
+def test_restore_of_a_projects_media_names_the_project_and_part(example_env: EnvFixture, server: Any) -> None:
+    fake = server(_tool("beryl3", stderr=f"{LOG} info: restore of the media of project beryl3 done in 9s\n"))
+    result = _invoke(example_env, "backup", "restore", "--project", "beryl3", "--what", "media", "--yes")
+    assert result.exit_code == 0, result.output
+    assert fake.calls == [{"backups_tool_action": "restore", "backups_tool_projects": ["beryl3"],
+                           "backups_tool_id": "latest", "backups_tool_part": "media"}]
+    assert "backup restore of beryl3's media OK" in result.output
+    assert "the newest backup is in place, app healthy" in result.output
+
+
 @pytest.mark.parametrize(("args", "said"), [
     (["--what", "certs", "--project", "beryl3"], "--what certs restores the shared stack's state, not project beryl3's"),
     (["--what", "database"], "--what database restores a project's database: name the project"),
+    (["--what", "media"], "--what media restores a project's media: name the project"),
     (["--project", "shared"], "--what database restores a project's database: name the project"),
     (["--what", "redis-of-everything", "--project", "beryl3"], "--what 'redis-of-everything' is not something stagectl backs up"),
     (["--what", "config", "--at", "yesterday"], "--at 'yesterday' is not a backup id"),

@@ -125,8 +125,8 @@ def restore(
         str | None, typer.Option("--project", "-p", help="The project whose database is replaced (--what database).")
     ] = None,
     what: Annotated[
-        str, typer.Option("--what", help="database or redis (a project's), or a part of the shared stack's state: certs, "
-                          "config, alertmanager, grafana (default: database).")
+        str, typer.Option("--what", help="database, media or redis (a project's), or a part of the shared stack's "
+                          "state: certs, config, alertmanager, grafana (default: database).")
     ] = "database",
     at: Annotated[
         str | None, typer.Option("--at", help="The backup's id (its time, see `stagectl backup list`); default the newest.")
@@ -140,7 +140,8 @@ def restore(
 ) -> None:
     """Put a backup back. A project's LIVE database: the app is stopped, a safety backup taken, the
     backup restored and migrated, the app started and health checked. Its Redis (a project with a
-    worker or scheduler): the same, with the snapshot in place of the data. A part of the shared stack
+    worker or scheduler) or its uploads (media): the same, with the backup's files in place of the
+    current ones. A part of the shared stack
     (certificates, configuration, Alertmanager's silences, Grafana's data): a safety backup, the
     files replaced, the service restarted (nginx tested and reloaded). On any failure what was
     there goes back."""
@@ -155,6 +156,8 @@ def restore(
     subject, target, stops, done = {
         "database": (request.project, f"the live database of {request.project}",
                      "The app stops meanwhile", "migrations applied, app healthy"),
+        "media": (f"{request.project}'s media", f"the uploaded files (media) of {request.project}",
+                  "The app stops meanwhile", "app healthy"),
         "redis": (f"{request.project}'s Redis", f"the Redis data of {request.project}",
                   "The app and Redis stop meanwhile", "Redis and the app healthy"),
     }.get(request.what, (f"the shared stack's {request.what}", f"the shared stack's {request.what}",

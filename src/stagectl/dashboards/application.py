@@ -1,4 +1,7 @@
-"""<project> / Application Performance: Django, the project nginx, the public probe and the logs."""
+"""<project> / Application Performance: Django, the project nginx, the public probe and the logs.
+
+The "Requests at the project nginx" row is computed by Loki from the project nginx's JSON access
+log, so an app without a /metrics endpoint still shows its traffic, errors and latency."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from stagectl.dashboards.panels import (
     PROMETHEUS,
     Query,
     Step,
+    log_metric_panel,
     log_volume_panel,
     logs_panel,
     stat_panel,
@@ -213,6 +217,42 @@ def _nginx_probe(board: Board, p: str) -> None:
     )
 
 
+def _nginx_access_log(board: Board, project: ProjectInfo) -> None:
+    stream = f"{{project={quote(project.name)}, service=\"nginx\"}}"
+
+    def rate_of(pipeline: str) -> str:
+        return f"rate({stream} | json {pipeline} | __error__=\"\" [{INTERVAL}])"
+
+    total = f"sum({rate_of('status')})"
+    errors = f"sum({rate_of('status | status >= 500')})"
+    board.row("Requests at the project nginx (access log)")
+    board.add(
+        log_metric_panel(
+            "Responses by status",
+            [Query(f"sum by (status) ({rate_of('status')})", "{{status}}")],
+            unit="reqps",
+            description="Every request the project nginx answered (static and media files too), "
+            "counted from its access log by Loki: there with or without the app's own metrics.",
+        ),
+        log_metric_panel(
+            "5xx ratio",
+            [Query(f"({errors} or vector(0)) / {total}", "5xx / all")],
+            unit="percentunit",
+            thresholds=ERROR_RATIO,
+        ),
+        log_metric_panel(
+            "Response time",
+            [
+                Query(f"quantile_over_time({q}, {stream} | json request_time | unwrap request_time "
+                      f"| __error__=\"\" [{INTERVAL}]) by (service)", f"p{round(q * 100)}")
+                for q in (0.5, 0.95, 0.99)
+            ],
+            unit="s",
+            description="nginx's $request_time: from the request's first byte to the response's last.",
+        ),
+    )
+
+
 def _logs(board: Board, project: ProjectInfo) -> None:
     board.row("Logs")
     name = quote(project.name)
@@ -249,5 +289,6 @@ def application_performance(
     _overview(board, p)
     _django(board, p)
     _nginx_probe(board, p)
+    _nginx_access_log(board, project)
     _logs(board, project)
     return board.build()

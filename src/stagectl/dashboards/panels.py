@@ -293,6 +293,31 @@ def log_volume_panel(
     )
 
 
+def log_metric_panel(
+    title: str,
+    queries: Sequence[Query],
+    *,
+    unit: str = "short",
+    description: str = "",
+    w: int = 8,
+    h: int = 8,
+    thresholds: Sequence[Step] = GREEN,
+) -> timeseries.Panel:
+    """LogQL metric queries (numbers computed from log lines by Loki) drawn as lines."""
+    return (
+        _frame(timeseries.Panel(), title, description, w, h)
+        .datasource(LOKI)
+        .targets([
+            LokiQuery().expr(q.expr).ref_id(_ref_id(i)).datasource(LOKI).legend_format(q.legend or "__auto")
+            for i, q in enumerate(queries)
+        ])
+        .unit(unit)
+        .min(0)
+        .thresholds(_thresholds(thresholds))
+        .fill_opacity(10)
+    )
+
+
 def alert_list_panel(
     title: str, *, label_filter: str = "", description: str = "", w: int = 24, h: int = 10
 ) -> dash.Panel:
