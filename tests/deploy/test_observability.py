@@ -244,7 +244,10 @@ def test_textfile_metrics_keep_their_project(deployed: Deployed) -> None:
             break
         time.sleep(5)
     last_run = {s["metric"]["project"]: s["value"][1] for s in backup}
-    assert last_run["project2"] == "1" and set(last_run) <= {"beryl3", "project2"}
+    # One series per file the tool wrote (the shared stack's state is the pseudo-project `shared`).
+    files = deployed.sh("cd /var/lib/stagectl/textfile && ls stagectl-backup-run-*.prom").split()
+    assert last_run["project2"] == "1"
+    assert set(last_run) == {f.removeprefix("stagectl-backup-run-").removesuffix(".prom") for f in files}
     healthy = {(s["metric"]["project"], s["metric"]["service"]): s["value"][1] for s in health}
     assert healthy[("beryl3", "django")] == "1" and healthy[("project2", "postgres")] == "1"
     assert healthy[("shared", "prometheus")] == "1"
