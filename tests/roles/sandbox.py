@@ -6,6 +6,8 @@ test, its address on the local Docker bridge (on this machine, never beyond it).
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 import re
 import shlex
@@ -140,8 +142,11 @@ def set_host(env_root: Path, port: int, private_key: Path) -> None:
 
 
 def bridge_gateway() -> str:
-    """The address this machine's connections to a container on Docker's default bridge come from."""
-    return docker("network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}").stdout.strip()
+    """The address this machine's connections to a container on Docker's default bridge come from.
+    A daemon that found docker0 already there leaves the gateway out of the network's settings: it
+    is then the subnet's first address, as Docker assigns it."""
+    config = json.loads(docker("network", "inspect", "bridge", "-f", "{{json (index .IPAM.Config 0)}}").stdout)
+    return str(config.get("Gateway") or next(ipaddress.ip_network(config["Subnet"]).hosts()))
 
 
 def set_global(env_root: Path, section: str, key: str, value: object) -> None:
