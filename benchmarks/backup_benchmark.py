@@ -120,6 +120,10 @@ def on_the_server(name: str, root: Path, password_file: Path) -> None:
           f"healthy): {restore:.1f}s ({restore / dump:.1f}x the plain dump; "
           f"{(restore - run) / dump:.1f}x without its safety backup)", flush=True)
 
+    media = on_sandbox(name, f"{TOOL} restore {PROJECT} latest media")
+    print(f"stagectl-backup restore {PROJECT} latest media (app stopped, safety backup, uploads replaced, "
+          f"healthy): {media:.1f}s", flush=True)
+
     shared = on_sandbox(name, f"{TOOL} run shared")
     print(f"stagectl-backup run shared on the server (certificates, configuration, Alertmanager and "
           f"Grafana data): {shared:.1f}s", flush=True)
