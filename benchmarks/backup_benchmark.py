@@ -63,8 +63,8 @@ def fill(name: str, root: Path, rows: int) -> None:
     neither PostgreSQL's TOAST nor the dump's compression can shrink them much."""
     spec = _spec(root)
     sql = (f"CREATE TABLE IF NOT EXISTS bench_rows (id serial PRIMARY KEY, body text); "
-           f"INSERT INTO bench_rows (body) SELECT (SELECT string_agg(md5(random()::text || s.i), '') "
-           f"FROM generate_series(1, 32)) FROM generate_series(1, {rows}) AS s(i);")
+           f"INSERT INTO bench_rows (body) SELECT (SELECT string_agg(md5(random()::text || g.j || s.i), '') "
+           f"FROM generate_series(1, 32) AS g(j)) FROM generate_series(1, {rows}) AS s(i);")
     _psql(name, spec, sql, timeout=1800)
     size = _psql(name, spec, "SELECT pg_size_pretty(pg_database_size(current_database()))").strip()
     print(f"  database size: {size}", flush=True)
@@ -75,12 +75,15 @@ def _spec(root: Path) -> ProjectView:
 
 
 def _psql(name: str, spec: ProjectView, sql: str, timeout: float = 600) -> str:
-    return subprocess.run(
+    proc = subprocess.run(
         ["docker", "exec", name, "docker", "exec", spec.containers["postgres"], "psql", "--quiet",
-         "--tuples-only", "--no-align", f"--username={spec.database.user}",
+         "--tuples-only", "--no-align", "--set=ON_ERROR_STOP=1", f"--username={spec.database.user}",
          f"--dbname={spec.database.name}", "--command", sql],
-        check=True, capture_output=True, text=True, timeout=timeout,
-    ).stdout
+        check=False, capture_output=True, text=True, timeout=timeout,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"psql on the sandbox failed: {proc.stderr.strip()}\n  {sql}")
+    return proc.stdout
 
 
 def on_sandbox(name: str, script: str, timeout: float = 3600) -> float:
