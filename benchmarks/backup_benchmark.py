@@ -113,8 +113,10 @@ def on_the_server(name: str, root: Path, password_file: Path) -> None:
     """The tool and pg_dump timed on the server itself (docker exec): no playbook, no SSH."""
     spec = _spec(root)
     db, user, pg = spec.database.name, spec.database.user, spec.containers["postgres"]
-    dump = on_sandbox(name, f"docker exec {pg} pg_dump --format=custom --username={user} {db} >/dev/null")
-    print(f"plain pg_dump -Fc on the server: {dump:.1f}s", flush=True)
+    plain = f"/opt/backups/{PROJECT}/plain-pg_dump.dump"
+    dump = on_sandbox(name, f"docker exec {pg} pg_dump --format=custom --username={user} {db} >{plain}")
+    on_sandbox(name, f"rm -f {plain}")
+    print(f"plain pg_dump -Fc into a file beside the backups, on the server: {dump:.1f}s", flush=True)
     run = on_sandbox(name, f"{TOOL} run {PROJECT}")
     print(f"stagectl-backup run on the server (dump, checksums, config and media archives, prune): "
           f"{run:.1f}s ({(run / dump - 1) * 100:+.0f}% over plain pg_dump)", flush=True)
