@@ -29,8 +29,8 @@ BACKUP_ID_RE = re.compile(r"^[0-9]{8}T[0-9]{6}Z$")
 #: The tool's exit status for a caller's mistake (unknown backup, none yet): nothing was changed.
 TOOL_REFUSED = 2
 #: What a restore puts back: a project's database (with its migrations), its uploads (media) or
-#: its Redis (a project with a worker or scheduler: its queue), or a part of the shared stack's state (backed up as the
-#: pseudo-project SHARED_PROJECT, a name no project may take).
+#: its Redis (a project with a worker or scheduler: its queue), or a part of the shared stack's
+#: state (backed up as the pseudo-project SHARED_PROJECT, a name no project may take).
 DATABASE = "database"
 PROJECT_PARTS = (DATABASE, "media", "redis")
 SHARED_PARTS = ("certs", "config", "alertmanager", "grafana")

@@ -122,7 +122,7 @@ def can_ask() -> bool:
 @app.command("restore")
 def restore(
     project: Annotated[
-        str | None, typer.Option("--project", "-p", help="The project whose database is replaced (--what database).")
+        str | None, typer.Option("--project", "-p", help="The project whose database, media or Redis is replaced.")
     ] = None,
     what: Annotated[
         str, typer.Option("--what", help="database, media or redis (a project's), or a part of the shared stack's "
@@ -141,10 +141,9 @@ def restore(
     """Put a backup back. A project's LIVE database: the app is stopped, a safety backup taken, the
     backup restored and migrated, the app started and health checked. Its Redis (a project with a
     worker or scheduler) or its uploads (media): the same, with the backup's files in place of the
-    current ones. A part of the shared stack
-    (certificates, configuration, Alertmanager's silences, Grafana's data): a safety backup, the
-    files replaced, the service restarted (nginx tested and reloaded). On any failure what was
-    there goes back."""
+    current ones. A part of the shared stack (certificates, configuration, Alertmanager's silences,
+    Grafana's data): a safety backup, the files replaced, the service restarted (nginx tested and
+    reloaded). On any failure what was there goes back."""
     from stagectl import backup as backup_mod
 
     out = console()
