@@ -16,7 +16,6 @@ from stagectl.dashboards.panels import (
     PROMETHEUS,
     Query,
     Step,
-    log_metric_panel,
     log_volume_panel,
     logs_panel,
     stat_panel,
@@ -227,20 +226,24 @@ def _nginx_access_log(board: Board, project: ProjectInfo) -> None:
     errors = f"sum({rate_of('status | status >= 500')})"
     board.row("Requests at the project nginx (access log)")
     board.add(
-        log_metric_panel(
+        timeseries_panel(
             "Responses by status",
             [Query(f"sum by (status) ({rate_of('status')})", "{{status}}")],
             unit="reqps",
+            w=8,
+            logql=True,
             description="Every request the project nginx answered (static and media files too), "
             "counted from its access log by Loki: there with or without the app's own metrics.",
         ),
-        log_metric_panel(
+        timeseries_panel(
             "5xx ratio",
             [Query(f"({errors} or vector(0)) / {total}", "5xx / all")],
             unit="percentunit",
             thresholds=ERROR_RATIO,
+            w=8,
+            logql=True,
         ),
-        log_metric_panel(
+        timeseries_panel(
             "Response time",
             [
                 Query(f"quantile_over_time({q}, {stream} | json request_time | unwrap request_time "
@@ -248,6 +251,8 @@ def _nginx_access_log(board: Board, project: ProjectInfo) -> None:
                 for q in (0.5, 0.95, 0.99)
             ],
             unit="s",
+            w=8,
+            logql=True,
             description="nginx's $request_time: from the request's first byte to the response's last.",
         ),
     )

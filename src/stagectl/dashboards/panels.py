@@ -84,6 +84,13 @@ def _prometheus_targets(queries: Sequence[Query]) -> list[cogbuilder.Builder[Any
     return targets
 
 
+def _loki_targets(queries: Sequence[Query]) -> list[cogbuilder.Builder[Any]]:
+    return [
+        LokiQuery().expr(q.expr).ref_id(_ref_id(i)).datasource(LOKI).legend_format(q.legend or "__auto")
+        for i, q in enumerate(queries)
+    ]
+
+
 def _thresholds(steps: Sequence[Step]) -> dash.ThresholdsConfig:
     return (
         dash.ThresholdsConfig()
@@ -128,11 +135,14 @@ def timeseries_panel(
     bars: bool = False,
     max_value: float | None = None,
     thresholds: Sequence[Step] = GREEN,
+    logql: bool = False,
 ) -> timeseries.Panel:
+    """PromQL queries drawn as lines; with `logql`, LogQL metric queries (numbers Loki computes
+    from log lines)."""
     panel = (
         _frame(timeseries.Panel(), title, description, w, h)
-        .datasource(PROMETHEUS)
-        .targets(_prometheus_targets(queries))
+        .datasource(LOKI if logql else PROMETHEUS)
+        .targets(_loki_targets(queries) if logql else _prometheus_targets(queries))
         .unit(unit)
         .min(0)
         .thresholds(_thresholds(thresholds))
@@ -290,31 +300,6 @@ def log_volume_panel(
         .draw_style(common.GraphDrawStyle.BARS)
         .fill_opacity(60)
         .stacking(StackingConfig().mode(common.StackingMode.NORMAL))
-    )
-
-
-def log_metric_panel(
-    title: str,
-    queries: Sequence[Query],
-    *,
-    unit: str = "short",
-    description: str = "",
-    w: int = 8,
-    h: int = 8,
-    thresholds: Sequence[Step] = GREEN,
-) -> timeseries.Panel:
-    """LogQL metric queries (numbers computed from log lines by Loki) drawn as lines."""
-    return (
-        _frame(timeseries.Panel(), title, description, w, h)
-        .datasource(LOKI)
-        .targets([
-            LokiQuery().expr(q.expr).ref_id(_ref_id(i)).datasource(LOKI).legend_format(q.legend or "__auto")
-            for i, q in enumerate(queries)
-        ])
-        .unit(unit)
-        .min(0)
-        .thresholds(_thresholds(thresholds))
-        .fill_opacity(10)
     )
 
 
