@@ -14,6 +14,12 @@ import pytest
 from stagectl.scaffold import init_environment
 
 
+def show_figure(capsys: pytest.CaptureFixture[str], text: str) -> None:
+    """Print a measured figure straight to the terminal, also when the test passes (CI logs)."""
+    with capsys.disabled():
+        print(f"\n[figure] {text}")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _validator_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Each session starts from a cold validator cache of its own: the first plan runs every

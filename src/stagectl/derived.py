@@ -62,22 +62,23 @@ def image_python_version(image: str) -> str | None:
     return match.group(1) if match else None
 
 
+def python_version_note(project: Project, image: str) -> str | None:
+    """Why a project's `app.python` may not build on the image it is built on, or None."""
+    want, have = project.app.python, image_python_version(image)
+    if want is None or have is None or want == have:
+        return None
+    return (
+        f"project '{project.name}': app.python is {want} but the app image is built on {image} "
+        f"(Python {have}); the build may fail or the app may behave differently. Set "
+        f"project_defaults.images.python to a Python {want} image, or app.python to {have} "
+        "once the app runs on it"
+    )
+
+
 def python_version_notes(env: Environment) -> list[str]:
     """Projects whose `app.python` differs from the Python of the image they are built on."""
     image = env.settings.project_defaults.images.python
-    have = image_python_version(image)
-    notes = []
-    for project in env.projects:
-        want = project.app.python
-        if want is None or have is None or want == have:
-            continue
-        notes.append(
-            f"project '{project.name}': app.python is {want} but the app image is built on {image} "
-            f"(Python {have}); the build may fail or the app may behave differently. Set "
-            f"project_defaults.images.python to a Python {want} image, or app.python to {have} "
-            "once the app runs on it"
-        )
-    return notes
+    return [note for project in env.projects if (note := python_version_note(project, image))]
 
 
 def alerting_notes(env: Environment) -> list[str]:

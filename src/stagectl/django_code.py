@@ -93,6 +93,9 @@ class _Evaluator:
             return node.value
         if isinstance(node, ast.Name):
             return self.file if node.id == "__file__" else self.names.get(node.id)
+        if isinstance(node, ast.List | ast.Tuple):
+            items = [self.value(item) for item in node.elts]
+            return items if all(isinstance(item, str) for item in items) else None
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
             left, right = self.value(node.left), self.value(node.right)
             if isinstance(left, PurePosixPath) and isinstance(right, str | PurePosixPath):
@@ -184,6 +187,31 @@ def _read_module(base: Path, module: str, base_in_container: PurePosixPath, valu
                     values[target_node.id] = ... if value is None else value
                     if value is not None:
                         evaluator.names[target_node.id] = value
+        else:
+            # A name changed in place (`+=`, `.append(...)`) or set under an `if`/`try` has no
+            # value known before run time.
+            for name in _names_changed(node):
+                values[name] = ...
+                evaluator.names.pop(name, None)
+
+
+def _names_changed(statement: ast.stmt) -> set[str]:
+    """Module-level names a statement assigns or mutates (not the locals of a def or class)."""
+    changed: set[str] = set()
+    pending: list[ast.AST] = [statement]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+            continue
+        pending.extend(ast.iter_child_nodes(node))
+        if isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            changed |= {t.id for t in targets if isinstance(t, ast.Name)}
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and isinstance(node.func.value, ast.Name)
+              and node.func.attr in ("append", "extend", "insert", "update", "remove")):
+            changed.add(node.func.value.id)
+    return changed
 
 
 def python_files(top: Path) -> list[Path]:

@@ -21,7 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from stagectl import collection, ports, vault
-from stagectl.derived import monitoring_domains_of
+from stagectl.derived import monitoring_domains_of, python_version_note
 from stagectl.environment import (
     ALL_VARS,
     INVENTORY,
@@ -34,7 +34,7 @@ from stagectl.environment import (
 from stagectl.errors import EnvironmentInvalid, SourceError, StagectlError
 from stagectl.model import Domain, Environment, Project, ProjectApp, Slug
 from stagectl.runner import ProgressCallback, RunResult, run_playbook
-from stagectl.source import Inspection, checkout, inspect_source, is_git_url
+from stagectl.source import Inspection, checkout, host_allowed, inspect_source, is_git_url
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,12 @@ def add_project(
 
     with _source(repo, ref) as (directory, recorded_repo, recorded_ref):
         inspection = inspect_source(directory, settings=settings, dockerfile=dockerfile)
+    if inspection.allowed_hosts is not None and not host_allowed(domain, inspection.allowed_hosts):
+        inspection.warnings.append(
+            f"ALLOWED_HOSTS in {inspection.app.settings} is fixed to {inspection.allowed_hosts}, without "
+            f"{domain}: Django answers 400 to every request and the health check fails; add '{domain}' "
+            "there, or read the list from the environment (stagectl sets DJANGO_ALLOWED_HOSTS and ALLOWED_HOSTS)"
+        )
 
     entry: dict[str, Any] = {"name": name, "domain": domain, "repo": recorded_repo}
     if recorded_ref:
@@ -124,6 +130,8 @@ def add_project(
                             hint="fix the option named above (or the source) and run it again") from None
     allocated_projects, _ = ports.allocate([*env.projects, project], env.shared_ports().values())
     project = allocated_projects[-1]
+    if note := python_version_note(project, env.settings.project_defaults.images.python):
+        inspection.warnings.append(note)
 
     inventory_text = _inventory_with(root, loaded.allocated, entry, project, inspection)
     password = vault.read_password_file(vault_password_file)

@@ -56,6 +56,8 @@ class Inspection:
     found: list[tuple[str, str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     dependencies: set[str] = field(default_factory=set)
+    #: ALLOWED_HOSTS when the settings fix it to a literal list (None: read at run time, or unknown).
+    allowed_hosts: list[str] | None = None
 
     @property
     def worker(self) -> bool:
@@ -371,6 +373,8 @@ def inspect_source(top: Path, *, settings: str | None = None, dockerfile: str | 
         values["wsgi"] = f"{guess}:application"
         result.warnings.append(f"WSGI_APPLICATION not readable in {module}: using {values['wsgi']}")
 
+    if isinstance(assigned.get("ALLOWED_HOSTS"), list):
+        result.allowed_hosts = assigned["ALLOWED_HOSTS"]
     defaults = ProjectApp()
     for key in ("STATIC_ROOT", "MEDIA_ROOT"):
         name = key.lower()
@@ -442,3 +446,16 @@ def checkout(url: str, ref: str | None) -> Iterator[tuple[Path, str]]:
         yield tmp / "src", branch
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def host_allowed(host: str, patterns: list[str]) -> bool:
+    """Whether Django's ALLOWED_HOSTS `patterns` let a request for `host` through ('*', an exact
+    name, or '.name' for the name and its subdomains; case-insensitive), as Django's validate_host."""
+    host = host.lower()
+    for pattern in (p.lower() for p in patterns):
+        if pattern == "*" or pattern == host:
+            return True
+        if pattern.startswith(".") and (host.endswith(pattern) or host == pattern[1:]):
+            return True
+    return False
+

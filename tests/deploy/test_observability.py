@@ -22,6 +22,7 @@ from stagectl.alerts import TEST_ALERT, run_alert_test
 from stagectl.derived import derive
 from stagectl.environment import load_environment
 from stagectl.status import run_status
+from tests.conftest import show_figure
 from tests.deploy.conftest import Deployed
 
 pytestmark = [pytest.mark.docker, pytest.mark.sandbox]
@@ -44,12 +45,6 @@ EMPTY_HERE = {
         "the database at every start, image builds included"
     ),
 }
-
-
-def _figure(capsys: pytest.CaptureFixture[str], text: str) -> None:
-    """Print a measured figure straight to the terminal, also when the test passes (CI logs)."""
-    with capsys.disabled():
-        print(f"\n[figure] {text}")
 
 
 def _alerts(notifications: list[dict[str, Any]], since: float = 0) -> list[tuple[float, dict[str, Any]]]:
@@ -118,7 +113,7 @@ def test_alert_test_command_reaches_the_webhook_and_resolves(
     assert _wait_for(deployed, ours("firing"), sent, 10) is not None
     resolved = _wait_for(deployed, ours("resolved"), sent, 60)
     assert resolved is not None, "the test alert was not resolved at the receiver"
-    _figure(capsys, f"alert test: sent to resolved at the webhook in {resolved - sent:.1f}s")
+    show_figure(capsys, f"alert test: sent to resolved at the webhook in {resolved - sent:.1f}s")
 
 
 def test_postgres_down_alert_reaches_the_webhook_within_budget(
@@ -140,7 +135,7 @@ def test_postgres_down_alert_reaches_the_webhook_within_budget(
     started = time.time()
     resolved = _wait_for(deployed, postgres_down("resolved"), started, 240)
     window = _alerts(deployed.notifications(), stopped)
-    _figure(
+    show_figure(
         capsys,
         (f"PostgreSQL down -> webhook: {fired - stopped:.1f}s" if fired else "PostgreSQL down -> webhook: not received")
         + (f"; started -> resolved at the webhook: {resolved - started:.1f}s" if resolved else ""),
@@ -207,7 +202,7 @@ def test_every_dashboard_query_evaluates_and_panels_have_data(
     empty = sorted(f"{path} / {panel}" for (path, panel), data in with_data.items()
                    if not data and not needs_absent[(path, panel)] and panel not in EMPTY_HERE)
     absent = sum(1 for key, data in with_data.items() if not data and needs_absent[key])
-    _figure(
+    show_figure(
         capsys,
         f"dashboards: {len(queries)} PromQL queries in {len(with_data)} panels evaluated; "
         f"{sum(with_data.values())} panels with data, {absent} empty because their exporter cannot "
@@ -223,7 +218,7 @@ def test_prometheus_footprint_figures(deployed: Deployed, capsys: pytest.Capture
     count = sum(len(group["rules"]) for group in rules)
     head_series = int(float(series[0]["value"][1]))
     rss = float(memory[0]["value"][1]) / 2**20
-    _figure(
+    show_figure(
         capsys,
         f"Prometheus in the sandbox: {head_series} head series, {rss:.0f} MiB resident, "
         f"{count} rules in {len(rules)} groups",

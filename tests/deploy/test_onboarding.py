@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from stagectl.cli import app
 from stagectl.deploy import deploy
 from stagectl.environment import ALL_VARS
+from tests.conftest import show_figure
 from tests.deploy.conftest import DEMO_APP, Deployed
 from tests.deploy.test_end_to_end import PROJECTS, https
 
@@ -37,7 +38,7 @@ def scrape_projects(deployed: Deployed) -> set[str]:
     return {t["labels"].get("project", "") for t in targets}
 
 
-def test_add_deploy_and_remove_a_third_project(deployed: Deployed) -> None:
+def test_add_deploy_and_remove_a_third_project(deployed: Deployed, capsys: pytest.CaptureFixture[str]) -> None:
     env = ["--env", str(deployed.root), "--vault-password-file", str(deployed.vault_password_file)]
     runner = CliRunner()
     before = container_ids(deployed)
@@ -51,7 +52,7 @@ def test_add_deploy_and_remove_a_third_project(deployed: Deployed) -> None:
         assert first.ok, "\n".join(f"{f.task}: {f.message}" for f in first.failures)
         assert https(deployed, f"{NEW}.sandbox.test", "/healthz")[0] == 200
         # The demo app's image is cached on the server: what onboarding costs beyond the build.
-        print(f"\n[figure] project add + deploy --project {NEW} + HTTPS 200: {time.monotonic() - started:.0f} s")
+        show_figure(capsys, f"project add + deploy --project {NEW} + HTTPS 200: {time.monotonic() - started:.0f} s")
         again = deploy(deployed.root, deployed.vault_password_file, project=NEW).run
         assert {h: s.changed for h, s in again.hosts.items()} == {"sandbox": 0}
 
@@ -114,6 +115,21 @@ def _psql(deployed: Deployed, project: str, sql: str) -> str:
     ).strip()
 
 
+def _a_failed_build_says_why(deployed: Deployed, name: str, dockerfile: Path) -> None:
+    """A build that fails shows its last lines (the module alone says only "Building ... failed"),
+    and the next deploy of the repaired source builds."""
+    good = dockerfile.read_text()
+    # The printed words are not in the RUN line itself: they can only come from the build's output.
+    dockerfile.write_text(good + "RUN printf 'this app cannot be %s\\n' built >&2 && exit 3\n")
+    try:
+        broken = deploy(deployed.root, deployed.vault_password_file, project=name).run
+    finally:
+        dockerfile.write_text(good)
+    assert not broken.ok
+    message = "\n".join(f.message for f in broken.failures)
+    assert "the build's last lines:" in message and "this app cannot be built" in message, message
+
+
 # The own Dockerfile is the style no other sandbox test deploys (the demo app is a uv project built
 # with stagectl's Dockerfile, as pip and Poetry apps are; tests/image builds and runs each style).
 # The other three cost minutes each, mostly their image builds: outside CI's time budget, run
@@ -122,7 +138,8 @@ STYLE_PARAMS = [pytest.param(f, id=f, marks=() if f == "dockerfile-app" else pyt
 
 
 @pytest.mark.parametrize("fixture", STYLE_PARAMS)
-def test_each_build_style_onboarded_served_and_removed(deployed: Deployed, fixture: str, tmp_path: Path) -> None:
+def test_each_build_style_onboarded_served_and_removed(deployed: Deployed, fixture: str, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
     name, options = STYLES[fixture]
     domain = f"{name}.sandbox.test"
     env = ["--env", str(deployed.root), "--vault-password-file", str(deployed.vault_password_file)]
@@ -131,15 +148,17 @@ def test_each_build_style_onboarded_served_and_removed(deployed: Deployed, fixtu
     others = {n: cid for n, cid in before.items() if n.startswith(tuple(f"{p}-" for p in PROJECTS))}
 
     started = time.monotonic()
-    added = runner.invoke(app, ["project", "add", name, "--repo", str(_source(fixture, deployed, tmp_path)),
-                                *options, *env])
+    source = _source(fixture, deployed, tmp_path)
+    added = runner.invoke(app, ["project", "add", name, "--repo", str(source), *options, *env])
     assert added.exit_code == 0, added.output
     try:
+        if fixture == "dockerfile-app":
+            _a_failed_build_says_why(deployed, name, source / "Dockerfile")
         result = deploy(deployed.root, deployed.vault_password_file, project=name).run
         assert result.ok, "\n".join(f"{f.task}: {f.message}" for f in result.failures)
         assert https(deployed, domain, "/health/")[0] == 200
-        print(f"\n[figure] {fixture}: project add + deploy --project (image built) + HTTPS 200: "
-              f"{time.monotonic() - started:.0f} s")
+        show_figure(capsys, f"{fixture}: project add + deploy --project (image built) + HTTPS 200: "
+                            f"{time.monotonic() - started:.0f} s")
 
         # A file collectstatic wrote in the container, served by the project's nginx.
         status, body = https(deployed, domain, "/static/items/site.css")
@@ -151,7 +170,7 @@ def test_each_build_style_onboarded_served_and_removed(deployed: Deployed, fixtu
     finally:
         started = time.monotonic()
         removed = runner.invoke(app, ["project", "remove", name, "--yes", *env])
-        print(f"[figure] {fixture}: project remove: {time.monotonic() - started:.0f} s")
+        show_figure(capsys, f"{fixture}: project remove: {time.monotonic() - started:.0f} s")
     assert removed.exit_code == 0, removed.output
     assert not [n for n in container_ids(deployed) if n.startswith(f"{name}-")]
     assert https(deployed, domain, "/health/")[0] != 200

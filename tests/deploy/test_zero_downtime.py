@@ -18,6 +18,7 @@ import pytest
 from stagectl.sandbox.handover import live_file, watch_hand_over
 from stagectl.sandbox.load import LoadResult, LoadTarget, background_load
 from stagectl.sandbox.releases import NOOP_MIGRATION, failing_migration
+from tests.conftest import show_figure
 from tests.deploy.conftest import Deployed
 from tests.deploy.test_project_stack import Stack, assert_ok, release
 from tests.roles.sandbox import PlaybookRun
@@ -48,15 +49,15 @@ def stack(deployed: Deployed, tmp_path_factory: pytest.TempPathFactory) -> Itera
         stack.set_repo(PROJECT, stack.good_release)
 
 
-def deploy_under_load(stack: Stack, label: str, *args: str) -> tuple[PlaybookRun, LoadResult]:
+def deploy_under_load(stack: Stack, capsys: pytest.CaptureFixture[str], label: str,
+                      *args: str) -> tuple[PlaybookRun, LoadResult]:
     target = LoadTarget(port=stack.info.https_port, server_name=DOMAIN)
     with (watch_hand_over(stack.info.name, PROJECT) as switch,
           background_load(target, connections=CONNECTIONS, min_requests=MIN_REQUESTS,
                           max_seconds=MAX_SECONDS) as load):
         run = stack.deploy(label, "-e", f"stagectl_project={PROJECT}", *args)
     assert load.result is not None
-    print(f"\n[figure] {label}: deploy {run.seconds:.0f} s, {switch.summary()}; "
-          f"load: {load.result.summary()}")
+    show_figure(capsys, f"{label}: deploy {run.seconds:.0f} s, {switch.summary()}; load: {load.result.summary()}")
     return run, load.result
 
 
@@ -76,13 +77,13 @@ def serving_release(stack: Stack) -> str:
     return stack.sh(f"docker exec {PROJECT}-django cat /app/RELEASE").strip()
 
 
-def test_release_of_a_changed_app_fails_no_request(stack: Stack, tmp_path: Path) -> None:
+def test_release_of_a_changed_app_fails_no_request(stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     good = release(tmp_path, "zero-downtime-good")
     (good / "notes" / "migrations" / "0002_zero_downtime.py").write_text(NOOP_MIGRATION)
     stack.set_repo(PROJECT, good)
     old_image = stack.image_id(f"stagectl/{PROJECT}-app:latest")
 
-    run, load = deploy_under_load(stack, "zero-downtime release of beryl3")
+    run, load = deploy_under_load(stack, capsys, "zero-downtime release of beryl3")
     assert_ok(run)
     stack.good_release = good
     changed = run.changed_tasks()
@@ -102,12 +103,12 @@ def test_release_of_a_changed_app_fails_no_request(stack: Stack, tmp_path: Path)
     assert assert_ok(again)["changed"] == 0, again.changed_tasks()
 
 
-def test_release_that_never_gets_healthy_fails_no_request(stack: Stack, tmp_path: Path) -> None:
+def test_release_that_never_gets_healthy_fails_no_request(stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert stack.good_release is not None, "needs the release of the test before"
     good_image = stack.image_id(f"stagectl/{PROJECT}-app:latest")
     stack.set_repo(PROJECT, release(tmp_path, "zero-downtime-broken", broken=True))
 
-    run, load = deploy_under_load(stack, "zero-downtime broken release of beryl3",
+    run, load = deploy_under_load(stack, capsys, "zero-downtime broken release of beryl3",
                                   "-e", "project_compose_wait_timeout=90")
     assert run.returncode != 0, run.explain()
     assert "the previous release kept serving the traffic throughout" in run.output, run.explain()
@@ -118,7 +119,7 @@ def test_release_that_never_gets_healthy_fails_no_request(stack: Stack, tmp_path
     stack.set_repo(PROJECT, stack.good_release)
 
 
-def test_release_whose_migration_fails_fails_no_request(stack: Stack, tmp_path: Path) -> None:
+def test_release_whose_migration_fails_fails_no_request(stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert stack.good_release is not None, "needs the release of the first test"
     good_image = stack.image_id(f"stagectl/{PROJECT}-app:latest")
     bad = release(tmp_path, "zero-downtime-bad-migration")
@@ -127,7 +128,7 @@ def test_release_whose_migration_fails_fails_no_request(stack: Stack, tmp_path: 
     (migrations / "0003_fails.py").write_text(FAILING_MIGRATION)
     stack.set_repo(PROJECT, bad)
 
-    run, load = deploy_under_load(stack, "zero-downtime release of beryl3 with a failing migration")
+    run, load = deploy_under_load(stack, capsys, "zero-downtime release of beryl3 with a failing migration")
     assert run.returncode != 0, run.explain()
     assert "so the new app image was not started" in run.output, run.explain()
     assert_no_failed_request(load)

@@ -117,6 +117,55 @@ def test_add_rejects_bad_input_and_writes_nothing(example_env: EnvFixture, tmp_p
     assert not list((example_env.root / "inventory").glob(".*.tmp"))
 
 
+@pytest.mark.parametrize(("hosts", "warned"), [
+    ('["127.0.0.1", ".railway.app"]', True),
+    ('["shop.staging.mdubiel.org"]', False),
+    ('[".mdubiel.org"]', False),
+    ('os.environ.get("DJANGO_ALLOWED_HOSTS", "").split(",")', False),
+    # Changed at run time: not a fixed list any more.
+    ('["127.0.0.1"]\nALLOWED_HOSTS += os.environ.get("HOSTS", "").split()', False),
+    ('["127.0.0.1"]\nALLOWED_HOSTS.append(os.environ["HOST"])', False),
+    ('["127.0.0.1"]\nif os.environ.get("PUBLIC"):\n    ALLOWED_HOSTS = ["*"]', False),
+    ('["127.0.0.1"]\ndef local():\n    ALLOWED_HOSTS = ["*"]', True),
+])
+def test_add_warns_when_allowed_hosts_shut_out_the_domain(example_env: EnvFixture, tmp_path: Path, hosts: str,
+                                                          warned: bool) -> None:
+    source = _app_tree(tmp_path / "shop")
+    settings = source / "mysite" / "settings.py"
+    settings.write_text(settings.read_text() + f"ALLOWED_HOSTS = {hosts}\n")
+
+    code, output = _add(example_env, "shop", "--repo", str(source))
+
+    assert code == 0, output
+    flat = " ".join(output.split())
+    assert ("ALLOWED_HOSTS in mysite.settings is fixed to" in flat) is warned, output
+    if warned:
+        assert "without shop.staging.mdubiel.org: Django answers 400" in flat, output
+
+
+def test_add_warns_when_the_app_asks_for_another_python(example_env: EnvFixture, tmp_path: Path) -> None:
+    source = _app_tree(tmp_path / "shop")
+    (source / "runtime.txt").write_text("python-3.10.13\n")
+
+    code, output = _add(example_env, "shop", "--repo", str(source))
+
+    assert code == 0, output
+    flat = " ".join(output.split())
+    assert "app.python is 3.10 but the app image is built on python:3.13-slim-bookworm (Python 3.13)" in flat
+
+
+def test_add_shows_long_values_whole(example_env: EnvFixture, tmp_path: Path) -> None:
+    module = "a_rather_long_company_package.settings.staging_environment"
+    source = write_tree(tmp_path / "shop", {**django_files(module=module), "requirements.txt": "Django\n"})
+
+    code, output = _add(example_env, "shop", "--repo", str(source))
+
+    assert code == 0, output
+    assert "…" not in output, output
+    cells = "".join(line.split("│")[2].strip() for line in output.splitlines() if line.count("│") == 4)
+    assert module in cells, output
+
+
 def test_add_refuses_a_broken_environment(example_env: EnvFixture, tmp_path: Path) -> None:
     inventory = example_env.root / INVENTORY
     inventory.write_text(inventory.read_text().replace("server_domain:", "server_domian:"))

@@ -36,7 +36,8 @@ def add(
     project, inspection = added.project, added.inspection
     table = Table(title=f"project {project.name}: detected in the source")
     for column in ("setting", "value", "found in"):
-        table.add_column(column)
+        # A settings module or path cut short with an ellipsis is no use: long values fold.
+        table.add_column(column, overflow="fold")
     for what, value, where in inspection.found:
         table.add_row(what, value, where)
     out.print(table)
