@@ -6,7 +6,7 @@ beside the dump, and with an off-site repository (restic over SFTP to the sandbo
 target) the upload and the time to get the project back from the off-site copy alone (every
 local backup file deleted first).
 
-    .venv/bin/python benchmarks/backup_benchmark.py [--rows N]
+    .venv/bin/python benchmarks/backup_benchmark.py [--rows N] [--repeat N]
 
 `--rows` fills the project's database with N extra rows of about 1 KiB of random text first
 (300000: a database of a few hundred MB). Needs a Docker engine (scripts/testbed-setup.sh
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import statistics
 import subprocess
 import time
 import uuid
@@ -109,17 +110,24 @@ def with_remote(root: Path, password_file: Path, target: backup_target.BackupTar
     write_vault(root / VAULT, secrets, password)
 
 
-def on_the_server(name: str, root: Path, password_file: Path) -> None:
-    """The tool and pg_dump timed on the server itself (docker exec): no playbook, no SSH."""
+def on_the_server(name: str, root: Path, password_file: Path, repeat: int) -> None:
+    """The tool and pg_dump timed on the server itself (docker exec): no playbook, no SSH.
+    Alternated `repeat` times, medians compared: one pair of runs is within the machine's noise."""
     spec = _spec(root)
     db, user, pg = spec.database.name, spec.database.user, spec.containers["postgres"]
     plain = f"/opt/backups/{PROJECT}/plain-pg_dump.dump"
-    dump = on_sandbox(name, f"docker exec {pg} pg_dump --format=custom --username={user} {db} >{plain}")
-    on_sandbox(name, f"rm -f {plain}")
-    print(f"plain pg_dump -Fc into a file beside the backups, on the server: {dump:.1f}s", flush=True)
-    run = on_sandbox(name, f"{TOOL} run {PROJECT}")
-    print(f"stagectl-backup run on the server (dump, checksums, config and media archives, prune): "
-          f"{run:.1f}s ({(run / dump - 1) * 100:+.0f}% over plain pg_dump)", flush=True)
+    dumps: list[float] = []
+    runs: list[float] = []
+    for _ in range(repeat):
+        dumps.append(on_sandbox(name, f"docker exec {pg} pg_dump --format=custom --username={user} {db} >{plain}"))
+        on_sandbox(name, f"rm -f {plain}")
+        runs.append(on_sandbox(name, f"{TOOL} run {PROJECT}"))
+    dump, run = statistics.median(dumps), statistics.median(runs)
+    print(f"plain pg_dump -Fc into a file beside the backups, on the server: median {dump:.1f}s of "
+          f"{', '.join(f'{t:.1f}' for t in dumps)}", flush=True)
+    print(f"stagectl-backup run on the server (dump with its checksum, config and media archives, prune): "
+          f"median {run:.1f}s of {', '.join(f'{t:.1f}' for t in runs)} "
+          f"({(run / dump - 1) * 100:+.0f}% over plain pg_dump)", flush=True)
     restore = on_sandbox(name, f"{TOOL} restore {PROJECT} latest")
     print(f"stagectl-backup restore on the server (app stopped, safety backup, restore, swap, migrate, "
           f"healthy): {restore:.1f}s ({restore / dump:.1f}x the plain dump; "
@@ -155,6 +163,8 @@ def on_the_server(name: str, root: Path, password_file: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rows", type=int, default=0, help="extra rows of about 1 KiB before the backup")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="plain pg_dump and backup runs, alternated, whose medians are compared")
     args = parser.parse_args()
     with deployed_sandbox() as sandbox:
         name, root, password_file = sandbox.info.name, sandbox.root, sandbox.password_file
@@ -174,7 +184,7 @@ def main() -> None:
         restored = timed(f"backup restore --project {PROJECT} (newest; safety backup included)",
                          lambda: backup.restore(request))
         on_server(restored)
-        on_the_server(name, root, password_file)
+        on_the_server(name, root, password_file, args.repeat)
 
 
 if __name__ == "__main__":
