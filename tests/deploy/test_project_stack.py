@@ -7,10 +7,9 @@ the no-op redeploy are checked in test_end_to_end.py on the same deployment.
 The tests then check the stacks from inside the server (`docker exec`, never the example's address):
 health through each project nginx, notes written through the app, isolation between the
 projects, secrets files, published ports, files byte for byte as `stagectl plan` renders them,
-idempotence (a second run and `--check --diff` change nothing), a new release (backup, gated
-migration, hand-over through a candidate), a broken release (the candidate is dropped, the
-previous release never stops serving), data across `docker compose down && up`,
-and a backup that restores.
+idempotence (a second run and `--check --diff` change nothing), data across `docker compose down
+&& up`, and a backup that restores. Releases (backup, gated migration, hand-over through a
+candidate, a broken release dropped) are tested under load in test_zero_downtime.py.
 """
 
 from __future__ import annotations
@@ -233,60 +232,6 @@ def test_no_secret_in_any_output(stack: Stack) -> None:
     for label, run in stack.runs.items():
         leaked = [s[:4] + "..." for s in secrets if s in run.output]
         assert not leaked, f"secrets in the output of {label}: {leaked}"
-
-
-# --- releases -----------------------------------------------------------------------------------
-
-
-def test_new_release_is_backed_up_migrated_and_switched(stack: Stack, tmp_path: Path) -> None:
-    text = f"before release {uuid.uuid4().hex[:6]}"
-    write_note(stack, "beryl3", text)
-    old_image = stack.image_id("stagectl/beryl3-app:latest")
-    dumps_before = stack.sh("stagectl-backup list beryl3").splitlines()
-
-    good = release(tmp_path, "release-2")
-    stack.set_repo("beryl3", good)
-    stack.good_release = good
-    run = stack.deploy("release of beryl3", "-e", "stagectl_project=beryl3")
-    assert_ok(run)
-    changed = run.changed_tasks()
-    assert any("Back up before migrating" in task for task in changed), changed
-    assert any("Build the app image" in task for task in changed), changed
-
-    new_image = stack.image_id("stagectl/beryl3-app:latest")
-    assert new_image and new_image != old_image
-    assert stack.image_id("stagectl/beryl3-app:previous") == old_image
-    assert len(stack.sh("stagectl-backup list beryl3").splitlines()) == len(dumps_before) + 1
-    running = stack.sh("docker inspect --format '{{.Image}}' beryl3-django").strip()
-    assert running == new_image
-    assert stack.sh("docker exec beryl3-django cat /app/RELEASE").strip() == "release-2"
-    assert text in notes(stack, "beryl3")
-    # Handed over through a candidate, which is gone; nginx sends the traffic to django again.
-    assert any("Start beside the live release the candidate" in task for task in changed), changed
-    assert "beryl3-django-next" not in containers(stack)
-    assert stack.sh("ls -A /opt/projects/beryl3/config/nginx-live").strip() == ""
-
-
-def test_broken_release_is_rolled_back(stack: Stack, tmp_path: Path) -> None:
-    text = f"before broken release {uuid.uuid4().hex[:6]}"
-    write_note(stack, "beryl3", text)
-    good_image = stack.image_id("stagectl/beryl3-app:latest")
-
-    stack.set_repo("beryl3", release(tmp_path, "release-3-broken", broken=True))
-    run = stack.deploy("broken release of beryl3 (rolled back)", "-e", "stagectl_project=beryl3",
-                       "-e", "project_compose_wait_timeout=90")
-    assert run.returncode != 0, run.explain()
-    # The candidate never became healthy: it never got a request and is gone.
-    assert "the previous release kept serving the traffic throughout" in run.output, run.explain()
-    assert "beryl3-django-next" not in containers(stack)
-
-    assert stack.image_id("stagectl/beryl3-app:latest") == good_image
-    assert wait_healthy(stack, ["beryl3-django", "beryl3-nginx"]) == {}
-    assert stack.sh("docker inspect --format '{{.Image}}' beryl3-django").strip() == good_image
-    assert stack.app("beryl3", "GET", "/readyz")[0] == 200
-    assert text in notes(stack, "beryl3")
-    # Later tests redeploy the environment: point it back at the release that runs.
-    stack.set_repo("beryl3", stack.good_release or DEMO_APP)
 
 
 def test_notes_survive_compose_down_and_up(stack: Stack) -> None:

@@ -6,10 +6,13 @@ project is deployed (a) with a changed app and a new migration, (b) with a relea
 never becomes healthy, (c) with a release whose migration fails. No request may fail in any of
 them, and afterwards the right release serves: the new one in (a), the previous one in (b) and
 (c), with no candidate container left and the project nginx pointed at `beryl3-django` again.
+These are also the tests of releases themselves: (a) is built, backed up before its migration
+(a complete backup more) and tagged `previous`; the data written before each release is kept.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +23,14 @@ from stagectl.sandbox.load import LoadResult, LoadTarget, background_load
 from stagectl.sandbox.releases import NOOP_MIGRATION, failing_migration
 from tests.conftest import show_figure
 from tests.deploy.conftest import Deployed
-from tests.deploy.test_project_stack import Stack, assert_ok, release
+from tests.deploy.test_project_stack import (
+    Stack,
+    assert_ok,
+    notes,
+    release,
+    wait_healthy,
+    write_note,
+)
 from tests.roles.sandbox import PlaybookRun
 
 pytestmark = pytest.mark.sandbox
@@ -78,6 +88,9 @@ def serving_release(stack: Stack) -> str:
 
 
 def test_release_of_a_changed_app_fails_no_request(stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = f"before release {uuid.uuid4().hex[:6]}"
+    write_note(stack, PROJECT, text)
+    dumps_before = stack.sh(f"stagectl-backup list {PROJECT}").splitlines()
     good = release(tmp_path, "zero-downtime-good")
     (good / "notes" / "migrations" / "0002_zero_downtime.py").write_text(NOOP_MIGRATION)
     stack.set_repo(PROJECT, good)
@@ -87,12 +100,18 @@ def test_release_of_a_changed_app_fails_no_request(stack: Stack, tmp_path: Path,
     assert_ok(run)
     stack.good_release = good
     changed = run.changed_tasks()
+    assert any("Build the app image" in task for task in changed), changed
+    assert any("Back up before migrating" in task for task in changed), changed
     assert any("Start beside the live release the candidate" in task for task in changed), changed
     assert any("Apply in a one-off container" in task for task in changed), changed
     assert_no_failed_request(load)
 
+    # The backup before the migration is a complete one; the data written before it is kept.
+    assert len(stack.sh(f"stagectl-backup list {PROJECT}").splitlines()) == len(dumps_before) + 1
+    assert text in notes(stack, PROJECT)
     new_image = stack.image_id(f"stagectl/{PROJECT}-app:latest")
-    assert new_image != old_image
+    assert new_image and new_image != old_image
+    assert stack.image_id(f"stagectl/{PROJECT}-app:previous") == old_image
     assert stack.sh(f"docker inspect --format '{{{{.Image}}}}' {PROJECT}-django").strip() == new_image
     assert serving_release(stack) == "zero-downtime-good"
     applied = stack.sh(f"docker exec {PROJECT}-django python manage.py showmigrations notes")
@@ -105,6 +124,8 @@ def test_release_of_a_changed_app_fails_no_request(stack: Stack, tmp_path: Path,
 
 def test_release_that_never_gets_healthy_fails_no_request(stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert stack.good_release is not None, "needs the release of the test before"
+    text = f"before broken release {uuid.uuid4().hex[:6]}"
+    write_note(stack, PROJECT, text)
     good_image = stack.image_id(f"stagectl/{PROJECT}-app:latest")
     stack.set_repo(PROJECT, release(tmp_path, "zero-downtime-broken", broken=True))
 
@@ -115,7 +136,11 @@ def test_release_that_never_gets_healthy_fails_no_request(stack: Stack, tmp_path
     assert_no_failed_request(load)
 
     assert stack.image_id(f"stagectl/{PROJECT}-app:latest") == good_image
+    assert wait_healthy(stack, [f"{PROJECT}-django", f"{PROJECT}-nginx"]) == {}
+    assert stack.sh(f"docker inspect --format '{{{{.Image}}}}' {PROJECT}-django").strip() == good_image
     assert serving_release(stack) == "zero-downtime-good"
+    assert stack.app(PROJECT, "GET", "/readyz")[0] == 200
+    assert text in notes(stack, PROJECT)
     stack.set_repo(PROJECT, stack.good_release)
 
 
