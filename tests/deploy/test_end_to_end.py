@@ -163,7 +163,18 @@ def test_files_on_the_server_are_what_plan_renders(deployed: Deployed, tmp_path:
     assert different == []
 
 
-def test_second_deploy_changes_nothing(deployed: Deployed) -> None:
+def test_check_mode_changes_nothing(deployed: Deployed) -> None:
+    result = deployed.redeploy(check=True)
+    assert result.ok
+    assert {h: s.changed for h, s in result.hosts.items()} == {"sandbox": 0}
+
+
+def test_second_deploy_changes_nothing_and_rows_survive_it_and_a_reboot(deployed: Deployed) -> None:
+    from stagectl.sandbox import server
+
+    marker = f"survivor-{time.time_ns()}"
+    code, _ = https(deployed, "beryl3.sandbox.test", "/notes/", method="POST", data=json.dumps({"text": marker}))
+    assert code == 201
     started = time.monotonic()
     again = deployed.redeploy()
     deployed.timings["no-op redeploy"] = time.monotonic() - started
@@ -172,20 +183,6 @@ def test_second_deploy_changes_nothing(deployed: Deployed) -> None:
     changed = {host: stats.changed for host, stats in again.hosts.items()}
     assert changed == {"sandbox": 0}
 
-
-def test_check_mode_changes_nothing(deployed: Deployed) -> None:
-    result = deployed.redeploy(check=True)
-    assert result.ok
-    assert {h: s.changed for h, s in result.hosts.items()} == {"sandbox": 0}
-
-
-def test_rows_survive_a_redeploy_and_a_reboot(deployed: Deployed) -> None:
-    from stagectl.sandbox import server
-
-    marker = f"survivor-{time.time_ns()}"
-    code, _ = https(deployed, "beryl3.sandbox.test", "/notes/", method="POST", data=json.dumps({"text": marker}))
-    assert code == 201
-    assert deployed.redeploy().ok
     server.restart(deployed.info.name)
     assert wait_healthy(deployed, timeout=300) == {}
     code, body = https(deployed, "beryl3.sandbox.test", "/notes/")
