@@ -67,9 +67,13 @@ def test_add_deploy_and_remove_a_third_project(deployed: Deployed, capsys: pytes
 
         removed = runner.invoke(app, ["project", "remove", NEW, "--yes", *env])
         assert removed.exit_code == 0, removed.output
+        assert "data, backups and secrets deleted; its certificate deleted" in " ".join(removed.output.split())
         assert not [name for name in container_ids(deployed) if name.startswith(f"{NEW}-")]
         assert deployed.sh(f"test -e /opt/projects/{NEW} && echo present || echo gone").strip() == "gone"
         assert deployed.sh(f"test -e /opt/backups/{NEW} && echo present || echo gone").strip() == "gone"
+        # Its certificate goes too: the renewal timer no longer asks the ACME server for the name.
+        certificate = f"/etc/letsencrypt/renewal/{NEW}.sandbox.test.conf /etc/letsencrypt/live/{NEW}.sandbox.test"
+        assert deployed.sh(f"ls -d {certificate} 2>/dev/null || true").strip() == ""
         assert https(deployed, f"{NEW}.sandbox.test", "/healthz")[0] != 200
         assert NEW not in scrape_projects(deployed)
         for project in PROJECTS:

@@ -86,7 +86,7 @@ def remove(
         out.print(note, markup=False)
     if result.refreshed is not None:
         kept = "kept (--keep-data)" if keep_data else "deleted"
-        out.print(f"{name} removed from {environment.INVENTORY}; data, backups and secrets {kept}; "
-                  f"the DNS record for {project.domain} can go", markup=False)
+        out.print(f"{name} removed from {environment.INVENTORY}; data, backups and secrets {kept}; its "
+                  f"certificate deleted; the DNS record for {project.domain} can go", markup=False)
     if not (result.removed.ok and result.refreshed is not None and result.refreshed.ok):
         raise typer.Exit(code=1)
