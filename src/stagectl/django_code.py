@@ -188,11 +188,13 @@ def _read_module(base: Path, module: str, base_in_container: PurePosixPath, valu
                     if value is not None:
                         evaluator.names[target_node.id] = value
         else:
-            # A name changed in place (`+=`, `.append(...)`) or set under an `if`/`try` has no
-            # value known before run time.
+            # A list changed in place (`+=`, `.append(...)`) or set again under an `if`/`try` has
+            # no value known before run time. A path set again under an `if` keeps its top-level
+            # value, the likelier one on a server (and what stagectl always read).
             for name in _names_changed(node):
-                values[name] = ...
-                evaluator.names.pop(name, None)
+                if isinstance(values.get(name), list):
+                    values[name] = ...
+                    evaluator.names.pop(name, None)
 
 
 def _names_changed(statement: ast.stmt) -> set[str]:

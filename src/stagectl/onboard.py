@@ -114,7 +114,7 @@ def add_project(
     if inspection.allowed_hosts is not None and not host_allowed(domain, inspection.allowed_hosts):
         inspection.warnings.append(
             f"ALLOWED_HOSTS in {inspection.app.settings} is fixed to {inspection.allowed_hosts}, without "
-            f"{domain}: Django answers 400 to every request and the health check fails; add '{domain}' "
+            f"{domain}: Django answers 400 to every request and the deploy's readiness check fails; add '{domain}' "
             "there, or read the list from the environment (stagectl sets DJANGO_ALLOWED_HOSTS and ALLOWED_HOSTS)"
         )
 
