@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import getpass
+import hashlib
 import json
 import os
 import re
@@ -594,6 +595,37 @@ def test_shellcheck_accepts_the_backup_tool(example: Rendered) -> None:
     )
     assert result.returncode == 0, result.stdout
     assert script.read_text().startswith("#!/usr/bin/env bash\n")
+
+
+def test_the_backup_tool_saves_output_with_the_checksum_taken_as_it_streams(example: Rendered, tmp_path: Path) -> None:
+    """The tool's `save`, cut out of the rendered script and run by bash: a program's and a
+    function's output each land with a matching .sha256 beside them, what the function records
+    (PAUSED, which on_exit reads) is kept in the tool's shell, and a failing command leaves no file."""
+    script = example.text("/usr/local/sbin/stagectl-backup")
+    match = re.search(r"^save\(\) \{\n.*?^\}\n", script, re.DOTALL | re.MULTILINE)
+    assert match, "no save() in the backup tool"
+    harness = "\n".join([
+        "set -euo pipefail",
+        'CLEANUP_FILES=(); PAUSED=""',
+        'die() { echo "died: $*" >&2; exit 1; }',
+        "log() { :; }",
+        match.group(0),
+        "pause_and_print() { PAUSED=paused-by-the-function; printf 'archived\\n'; }",
+        'save "$1/program.out" head -c 300000 /dev/urandom',
+        'save "$1/function.out" pause_and_print',
+        'echo "PAUSED=$PAUSED"',
+        'save "$1/failed.out" false',
+    ])
+    result = subprocess.run(["bash", "-c", harness, "harness", str(tmp_path)], capture_output=True, text=True,
+                            timeout=60, check=False)
+
+    assert result.returncode == 1 and "died: could not write" in result.stderr, result
+    assert "PAUSED=paused-by-the-function" in result.stdout, result
+    for name in ("program.out", "function.out"):
+        content = (tmp_path / name).read_bytes()
+        assert (tmp_path / f"{name}.sha256").read_text() == f"{hashlib.sha256(content).hexdigest()}  {name}\n"
+    assert (tmp_path / "function.out").read_text() == "archived\n"
+    assert not (tmp_path / "failed.out").exists()
 
 
 @pytest.mark.validators
