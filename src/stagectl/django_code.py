@@ -40,6 +40,15 @@ def _parse(path: Path) -> ast.Module | None:
         return None
 
 
+def syntax_error(path: Path) -> str | None:
+    """Why a Python file does not parse ("line 3: '[' was never closed"), or None."""
+    try:
+        ast.parse(path.read_text(errors="replace"), filename=str(path))
+    except SyntaxError as exc:
+        return f"line {exc.lineno}: {exc.msg}"
+    return None
+
+
 def settings_from_manage_py(manage: Path) -> str | None:
     """The module of `os.environ.setdefault("DJANGO_SETTINGS_MODULE", "...")`."""
     tree = _parse(manage)

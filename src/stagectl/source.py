@@ -29,6 +29,7 @@ from stagectl.django_code import (
     route_path,
     server_settings,
     settings_from_manage_py,
+    syntax_error,
     url_patterns,
 )
 from stagectl.errors import SourceError
@@ -354,6 +355,12 @@ def inspect_source(top: Path, *, settings: str | None = None, dockerfile: str | 
         )
         module, found_in = server_module, f"beside {module}"
     values["settings"] = module
+    settings_file = module_file(base, module)
+    if settings_file is not None and (error := syntax_error(settings_file)):
+        raise SourceError(
+            f"{settings_file.relative_to(top).as_posix()} (settings {module}) is not valid Python: {error}",
+            hint="fix it in the source: Django cannot start with it",
+        )
     result.found.append(("settings", module, found_in))
     assigned = read_settings(base, module, base_in_container)
 

@@ -261,3 +261,12 @@ def test_procfile_line_that_runs_nothing_is_refused(tmp_path: Path) -> None:
     top = write_tree(tmp_path, {**django_files(), "requirements.txt": "Django\n", "Procfile": "web: FOO=bar\n"})
     with pytest.raises(SourceError, match="the web process cannot run: 'FOO=bar' sets variables but runs no command"):
         inspect_source(top)
+
+
+def test_settings_that_are_not_valid_python_are_named_with_their_line(tmp_path: Path) -> None:
+    top = write_tree(tmp_path, {**django_files(settings='ALLOWED_HOSTS = ["a"\nDEBUG = False\n'),
+                                "requirements.txt": "Django\n"})
+    with pytest.raises(SourceError) as raised:
+        inspect_source(top)
+    assert "mysite/settings.py (settings mysite.settings) is not valid Python: line 1:" in str(raised.value)
+
