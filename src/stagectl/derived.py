@@ -182,8 +182,8 @@ class CertificatesView(Certificates):
     #: Only Let's Encrypt production chains verify against public roots (its staging directory
     #: and private ACME servers issue from roots nobody trusts by default).
     publicly_trusted: bool
-    #: Where certbot answers each name's HTTP-01 challenge: the webroot the main nginx serves
-    #: under /.well-known/acme-challenge/ for it.
+    #: Where certbot answers each name's HTTP-01 challenge: the webroot served under
+    #: /.well-known/acme-challenge/ for it (a project's by its own nginx, behind the main one).
     webroots: dict[str, str]
 
 

@@ -62,6 +62,9 @@ def test_add_deploy_and_remove_a_third_project(deployed: Deployed, capsys: pytes
         # The shared stack is Compose project `shared`: its Prometheus is shared-prometheus-1.
         prometheus = next(name for name in before if name.startswith("shared-prometheus"))
         assert after[prometheus] == before[prometheus], "Prometheus reloaded, not recreated"
+        # Recreating the main nginx would drop every project's connections.
+        main_nginx = "shared-nginx-1"
+        assert after[main_nginx] == before[main_nginx], "main nginx reloaded, not recreated"
         assert https(deployed, f"{NEW}.sandbox.test", "/healthz")[0] == 200
         assert NEW in scrape_projects(deployed)
 
@@ -81,6 +84,7 @@ def test_add_deploy_and_remove_a_third_project(deployed: Deployed, capsys: pytes
         for project in PROJECTS:
             assert https(deployed, f"{project}.sandbox.test", "/healthz")[0] == 200
         assert {name: container_ids(deployed).get(name) for name in others} == others
+        assert container_ids(deployed)[main_nginx] == before[main_nginx], "main nginx kept on removal"
     finally:
         # A failure above must not leave the project on the shared sandbox: the tests after this
         # one expect the example's two projects only.

@@ -1192,8 +1192,10 @@ def live_stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
     from examples/demo-app with the rendered Dockerfile, and the stack up and healthy.
 
     Only test plumbing differs from a server: the project has a random name and free ports, the
-    shared networks get names of their own, and the build gets the machine's CA bundle through
-    the Dockerfile's optional `ca` secret (a Compose override file)."""
+    shared networks get names of their own, the build gets the machine's CA bundle through
+    the Dockerfile's optional `ca` secret (a Compose override file), and on an engine older than
+    25 (the test bed's own) the healthchecks lose `start_interval`, which Compose refuses there
+    (a server's engine is checked to be 25 or later by the common role)."""
     from stagectl.sandbox.images import BuildError, ImageBuilder, docker_available
 
     docker = need_compose()
@@ -1249,6 +1251,9 @@ def live_stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
     text = compose_file.read_text()
     for network, unique in networks.items():
         text = text.replace(f"    name: {network}\n", f"    name: {unique}\n")
+    engine = run(docker, "version", "--format", "{{.Server.Version}}").stdout.strip()
+    if int(engine.split(".")[0]) < 25:
+        text = re.sub(r"(?m)^ +start_interval: .*\n", "", text)
     compose_file.write_text(text)
     override = project_dir / "test-override.yml"
     files = ["-f", str(compose_file)]

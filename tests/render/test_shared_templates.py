@@ -215,12 +215,26 @@ def test_compose_hardening_choices(example: Rendered) -> None:
                 assert volume.endswith(":ro") and volume.split(":")[0].endswith("/config"), (name, volume)
 
 
-def test_compose_nginx_mounts_every_acme_webroot(rendered: Rendered) -> None:
+def test_compose_nginx_mounts_nothing_of_a_project(rendered: Rendered) -> None:
+    """A project added or removed must not change the main nginx's container (Compose would
+    recreate it, dropping every project's connections): its challenges go to the project's nginx."""
     volumes = rendered.shared_yaml("docker-compose.yml")["services"]["nginx"]["volumes"]
     assert "/etc/letsencrypt:/etc/letsencrypt:ro" in volumes
     assert f"{SHARED}/nginx/config:/etc/nginx/stagectl:ro" in volumes
-    for project in rendered.stagectl["projects"]:
-        assert f"{project['dirs']['ssl']}:/var/www/acme/{project['name']}:ro" in volumes
+    project_roots = [project["dirs"]["root"] for project in rendered.stagectl["projects"]]
+    assert not [volume for volume in volumes if volume.startswith(tuple(project_roots))], volumes
+
+
+def test_every_healthcheck_probes_often_while_its_container_starts(rendered: Rendered) -> None:
+    """A deploy waits for started containers to be healthy: with the first probe a whole interval
+    (up to 30s) after the start, each new container cost that much."""
+    stacks = {"shared": rendered.shared_yaml("docker-compose.yml")}
+    stacks |= {p["name"]: rendered.compose(p["name"]) for p in rendered.stagectl["projects"]}
+    for stack, compose_file in stacks.items():
+        for name, service in compose_file["services"].items():
+            healthcheck = service.get("healthcheck")
+            assert healthcheck, (stack, name)
+            assert healthcheck.get("start_interval") == "2s" and healthcheck.get("start_period"), (stack, name)
 
 
 def test_compose_images_and_rotation_come_from_the_environment(variant: Rendered) -> None:
@@ -559,9 +573,10 @@ def test_grafana_with_the_real_binary() -> None:
 def test_nginx_routes_every_project_and_monitoring_domain(rendered: Rendered) -> None:
     projects_conf = rendered.shared_text("nginx/config/conf.d/projects.conf")
     for project in rendered.stagectl["projects"]:
-        domain, name = project["domain"], project["name"]
+        domain = project["domain"]
         assert projects_conf.count(f"server_name {domain};") == 2
-        assert f"root /var/www/acme/{name};" in projects_conf
+        assert (f"location ^~ /.well-known/acme-challenge/ {{\n"
+                f"        set $stagectl_upstream http://{project['containers']['nginx']}:80;") in projects_conf
         assert f"ssl_certificate /etc/letsencrypt/live/{domain}/fullchain.pem;" in projects_conf
         assert f"ssl_certificate_key /etc/letsencrypt/live/{domain}/privkey.pem;" in projects_conf
         assert f"set $stagectl_upstream http://{project['containers']['nginx']}:80;" in projects_conf
