@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+import ansible_mitogen
 
 COLLECTION = "stagectl.staging"
 VARS_PLUGINS_ENABLED = "host_group_vars,stagectl.staging.environment"
 SSH_ARGS = "-C -o ControlMaster=auto -o ControlPersist=300s"
+# Mitogen's linear strategy: Ansible's own order of tasks, but every module runs in one Python
+# interpreter kept open on the host for the whole run instead of a new one per task. An operator
+# who meets a Mitogen problem sets ANSIBLE_STRATEGY=linear (Ansible's own) in their environment.
+STRATEGY = "mitogen_linear"
 
 
 def collections_path() -> Path:
@@ -38,4 +45,6 @@ def ansible_env() -> dict[str, str]:
         # One SSH connection for the whole run: later tasks reuse the master connection instead
         # of a new handshake each (Ansible's default keeps it only 60s, less than a long build).
         "ANSIBLE_SSH_ARGS": SSH_ARGS,
+        "ANSIBLE_STRATEGY_PLUGINS": str(Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"),
+        "ANSIBLE_STRATEGY": os.environ.get("ANSIBLE_STRATEGY") or STRATEGY,
     }
