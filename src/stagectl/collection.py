@@ -7,6 +7,8 @@ from pathlib import Path
 
 import ansible_mitogen
 
+from stagectl.errors import AnsibleSettingInvalid
+
 COLLECTION = "stagectl.staging"
 VARS_PLUGINS_ENABLED = "host_group_vars,stagectl.staging.environment"
 SSH_ARGS = "-C -o ControlMaster=auto -o ControlPersist=300s"
@@ -14,6 +16,7 @@ SSH_ARGS = "-C -o ControlMaster=auto -o ControlPersist=300s"
 # interpreter kept open on the host for the whole run instead of a new one per task. An operator
 # who meets a Mitogen problem sets ANSIBLE_STRATEGY=linear (Ansible's own) in their environment.
 STRATEGY = "mitogen_linear"
+STRATEGIES = ("mitogen_linear", "mitogen_free", "mitogen_host_pinned", "linear", "free", "host_pinned", "debug")
 
 
 def collections_path() -> Path:
@@ -31,6 +34,12 @@ def playbook(name: str) -> Path:
 
 def ansible_env() -> dict[str, str]:
     """Environment variables every Ansible run of stagectl gets."""
+    strategy = os.environ.get("ANSIBLE_STRATEGY") or STRATEGY
+    if strategy not in STRATEGIES:
+        raise AnsibleSettingInvalid(
+            f"ANSIBLE_STRATEGY={strategy} (set in your shell) names no strategy stagectl can run with",
+            hint=f"unset it (stagectl runs {STRATEGY}) or set it to one of: {', '.join(STRATEGIES)}",
+        )
     return {
         "ANSIBLE_COLLECTIONS_PATH": str(collections_path()),
         "ANSIBLE_VARS_ENABLED": VARS_PLUGINS_ENABLED,
@@ -46,5 +55,5 @@ def ansible_env() -> dict[str, str]:
         # of a new handshake each (Ansible's default keeps it only 60s, less than a long build).
         "ANSIBLE_SSH_ARGS": SSH_ARGS,
         "ANSIBLE_STRATEGY_PLUGINS": str(Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"),
-        "ANSIBLE_STRATEGY": os.environ.get("ANSIBLE_STRATEGY") or STRATEGY,
+        "ANSIBLE_STRATEGY": strategy,
     }

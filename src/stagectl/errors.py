@@ -66,6 +66,10 @@ class ToolMissing(StagectlError):
         self.package = package
 
 
+class AnsibleSettingInvalid(StagectlError):
+    """An ANSIBLE_* variable of the user's shell that stagectl passes on names nothing Ansible has."""
+
+
 class RenderFailed(StagectlError):
     """Ansible could not render the files (a template or variable error)."""
 

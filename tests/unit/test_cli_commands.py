@@ -153,6 +153,23 @@ def test_deploy_of_an_unknown_project_names_the_known_ones(example_env: EnvFixtu
     assert (example_env.root / VAULT).is_file()
 
 
+def test_deploy_refuses_an_ansible_strategy_that_does_not_exist(
+    example_env: EnvFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before anything is rendered or run, not as a render failure blamed on a template."""
+    monkeypatch.setenv("ANSIBLE_STRATEGY", "mitogen_linaer")
+    result = runner.invoke(
+        app,
+        ["deploy", "--env", str(example_env.root), "--project", "beryl3",
+         "--vault-password-file", str(example_env.vault_password_file)],
+    )
+    assert result.exit_code == 2, result.output
+    output = " ".join(result.output.split())
+    assert "error: ANSIBLE_STRATEGY=mitogen_linaer (set in your shell) names no strategy" in output, output
+    assert "hint: unset it (stagectl runs mitogen_linear) or set it to one of:" in output, output
+    assert "Traceback" not in result.output
+
+
 def _need_docker() -> None:
     from stagectl.sandbox.images.builder import docker_available
 
