@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from stagectl.cli import app
 from stagectl.deploy import deploy
 from stagectl.environment import ALL_VARS, INVENTORY
+from stagectl.polling import wait_for
 from tests.conftest import show_figure
 from tests.deploy.conftest import DEMO_APP, Deployed
 from tests.deploy.test_end_to_end import PROJECTS, https
@@ -66,7 +67,8 @@ def test_add_deploy_and_remove_a_third_project(deployed: Deployed, capsys: pytes
         main_nginx = "shared-nginx-1"
         assert after[main_nginx] == before[main_nginx], "main nginx reloaded, not recreated"
         assert https(deployed, f"{NEW}.sandbox.test", "/healthz")[0] == 200
-        assert NEW in scrape_projects(deployed)
+        wait_for(lambda: True if NEW in scrape_projects(deployed) else None, timeout=60, interval=2,
+                 on_timeout=lambda: AssertionError(f"Prometheus does not scrape {NEW} 60 s after its deploy"))
 
         _a_failed_build_says_why_and_the_release_keeps_serving(deployed, NEW)
 
@@ -80,7 +82,10 @@ def test_add_deploy_and_remove_a_third_project(deployed: Deployed, capsys: pytes
         certificate = f"/etc/letsencrypt/renewal/{NEW}.sandbox.test.conf /etc/letsencrypt/live/{NEW}.sandbox.test"
         assert deployed.sh(f"ls -d {certificate} 2>/dev/null || true").strip() == ""
         assert https(deployed, f"{NEW}.sandbox.test", "/healthz")[0] != 200
-        assert NEW not in scrape_projects(deployed)
+        # Prometheus applies a reload at once but drops the removed jobs' targets from its
+        # target list a moment later.
+        wait_for(lambda: True if NEW not in scrape_projects(deployed) else None, timeout=60, interval=2,
+                 on_timeout=lambda: AssertionError(f"Prometheus still scrapes {NEW} 60 s after its removal"))
         for project in PROJECTS:
             assert https(deployed, f"{project}.sandbox.test", "/healthz")[0] == 200
         assert {name: container_ids(deployed).get(name) for name in others} == others
