@@ -129,9 +129,8 @@ def on_the_server(name: str, root: Path, password_file: Path, repeat: int) -> No
           f"median {run:.1f}s of {', '.join(f'{t:.1f}' for t in runs)} "
           f"({(run / dump - 1) * 100:+.0f}% over plain pg_dump)", flush=True)
     restore = on_sandbox(name, f"{TOOL} restore {PROJECT} latest")
-    print(f"stagectl-backup restore on the server (app stopped, safety backup, restore, swap, migrate, "
-          f"healthy): {restore:.1f}s ({restore / dump:.1f}x the plain dump; "
-          f"{(restore - run) / dump:.1f}x without its safety backup)", flush=True)
+    print(f"stagectl-backup restore on the server (app stopped, restore beside the safety backup, swap, "
+          f"migrate, healthy): {restore:.1f}s ({restore / dump:.1f}x the plain dump)", flush=True)
 
     media = on_sandbox(name, f"{TOOL} restore {PROJECT} latest media")
     print(f"stagectl-backup restore {PROJECT} latest media (app stopped, safety backup, uploads replaced, "

@@ -1,9 +1,9 @@
 """`stagectl backup run|list|verify|restore`: the server's backup tool (`stagectl-backup`, role
 backups), driven through the playbook `stagectl.staging.backup`, for one project or all.
 
-The tool does the work on the server (a restore is one locked run there: app stopped, safety
-backup, restore into a new database, swap, migrations, app started and health checked, the previous
-database put back on any failure). This module checks the user's input before anything runs, and
+The tool does the work on the server (a restore is one locked run there: app stopped, live
+database set aside and its safety backup taken meanwhile, restore into a new database in its place,
+migrations, app started and health checked, the previous database put back on any failure). This module checks the user's input before anything runs, and
 reads what the tool said. Nothing here prints.
 """
 

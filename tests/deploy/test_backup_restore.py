@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from stagectl import backup
 from stagectl.cli import app
 from stagectl.deploy import deploy
+from stagectl.derived import derive
 from stagectl.environment import ALL_VARS, VAULT, load_environment
 from stagectl.sandbox import backup_target
 from stagectl.vault import decrypt, read_password_file, write_vault
@@ -110,6 +111,35 @@ def test_restore_of_an_unknown_backup_changes_nothing(deployed: Deployed) -> Non
     assert _started(deployed) == started  # the app was not stopped
     again = backup.run_action(deployed.root, deployed.vault_password_file, "list", project=PROJECT)
     assert [b.id for b in again.backups] == [b.id for b in listed.backups]  # no safety backup either
+
+
+def test_a_restore_that_fails_puts_the_live_database_back(deployed: Deployed) -> None:
+    """The live database is set aside and its safety backup taken while the dump is restored: a
+    dump that cannot be restored (cut short, with a checksum that matches, as a broken pg_dump
+    would leave it) ends with the live rows back in place, the app healthy, no database of the
+    restore and no half-written backup file left."""
+    _write_note(deployed, f"backed up {uuid.uuid4().hex[:8]}")
+    code, output = _stagectl(deployed, "backup", "run", "--project", PROJECT)
+    assert code == 0, output
+    broken = backup.run_action(deployed.root, deployed.vault_password_file, "list", project=PROJECT).backups[0]
+    deployed.sh(f"f={shlex.quote(broken.path)}; head -c $(($(stat -c %s \"$f\") / 2)) \"$f\" >\"$f.cut\"; "
+                f"mv \"$f.cut\" \"$f\"; cd \"${{f%/*}}\" && sha256sum \"${{f##*/}}\" >\"$f.sha256\"")
+    _write_note(deployed, f"written after {uuid.uuid4().hex[:8]}")
+    live = _notes(deployed)
+
+    code, output = _stagectl(deployed, "backup", "restore", "--project", PROJECT, "--at", broken.id, "--yes")
+    assert code == 1, output
+    assert "pg_restore of" in output and "nothing was lost" in output, output
+
+    assert _notes(deployed) == live
+    assert _app(deployed, "GET", "/readyz")[0] == 200
+    partial = deployed.sh(f"find /opt/backups/{PROJECT} -name '.*.partial'")
+    assert partial.strip() == "", partial  # the safety backup, stopped, left nothing half-written
+    spec = derive(load_environment(deployed.root).env).project(PROJECT)
+    left = deployed.sh(f"docker exec {spec.containers['postgres']} psql -XAtq -U {spec.database.user} "
+                       "-d postgres -c \"SELECT datname FROM pg_database WHERE strpos(datname, '__') > 0\"")
+    assert left.strip() == "", left  # neither the restore's new database nor the set-aside one
+    deployed.sh(f"b={shlex.quote(broken.path.removesuffix('.dump'))}; rm -f \"$b\".dump \"$b\".dump.* \"$b\"-*")
 
 
 def _shared_backups(deployed: Deployed) -> list[backup.Backup]:
@@ -285,6 +315,10 @@ def test_off_site_copy_restores_when_the_local_files_are_gone(deployed: Deployed
         notes = _notes(deployed)
         assert kept in notes and lost not in notes, notes
         assert _app(deployed, "GET", "/readyz")[0] == 200
+        # The restore's safety backup stays on the server: its upload would have kept the app down.
+        after = backup.run_action(deployed.root, deployed.vault_password_file, "list", project=PROJECT).backups
+        safety = next(b for b in after if b.where == "local")
+        assert safety.id > remote[0].id and safety.id not in {b.id for b in after if b.where == "off-site"}, after
 
         # A damaged repository (a pack file gone at the target): the weekly check fails and its
         # metric says so, which is what BackupOffsiteCheckFailed fires on (tests/alert_rules).

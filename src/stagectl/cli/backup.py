@@ -138,10 +138,11 @@ def restore(
     env: EnvDir = Path("."),
     vault_password_file: VaultFile = None,
 ) -> None:
-    """Put a backup back. A project's LIVE database: the app is stopped, a safety backup taken, the
-    backup restored and migrated, the app started and health checked. Its Redis (a project with a
-    worker or scheduler) or its uploads (media): the same, with the backup's files in place of the
-    current ones. A part of the shared stack (certificates, configuration, Alertmanager's silences,
+    """Put a backup back. A project's LIVE database: the app is stopped, its database set aside (a
+    safety backup of it taken meanwhile), the backup restored and migrated in its place, the app
+    started and health checked. Its Redis (a project with a worker or scheduler) or its uploads
+    (media): the app stopped, a safety backup taken, the backup's files in place of the current
+    ones, the app started and health checked. A part of the shared stack (certificates, configuration, Alertmanager's silences,
     Grafana's data): a safety backup, the files replaced, the service restarted (nginx tested and
     reloaded). On any failure what was there goes back."""
     from stagectl import backup as backup_mod
@@ -168,7 +169,7 @@ def restore(
         )
     which = "the newest backup" if request.backup_id == "latest" else f"backup {request.backup_id}"
     if not yes:
-        typer.confirm(f"Replace {target} with {which}? {stops}; a safety backup of the current data is taken first",
+        typer.confirm(f"Replace {target} with {which}? {stops}; a safety backup of the current data is kept",
                       abort=True)
     report = run_with_progress(
         out, f"restoring {subject}", lambda progress: backup_mod.restore(request, on_progress=progress)
