@@ -28,6 +28,7 @@ readonly -a TOOLS=(
   "openssl:openssl"
   "debootstrap:debootstrap"
   "dockerd:docker.io"
+  "sslscan:sslscan"
 )
 
 # Server binaries the demo app's tests start themselves (never as system services).
@@ -41,7 +42,8 @@ usage() {
 usage: $0 validators|docker
 
   validators  install promtool, amtool, nginx (no daemon started), shellcheck, openssl,
-              debootstrap, docker.io (client) and Compose v2 from Debian 13 (trixie)
+              debootstrap, docker.io (client), sslscan (the TLS scan of the deploy
+              tests) and Compose v2 from Debian 13 (trixie)
   docker      'validators', then start dockerd if /var/run/docker.sock does not answer
 USAGE
 }
@@ -87,7 +89,7 @@ install_packages() {
     fi
   done
   if [ "${#missing[@]}" -eq 0 ]; then
-    log "validators present: promtool amtool nginx shellcheck openssl debootstrap docker.io"
+    log "validators present: promtool amtool nginx shellcheck openssl debootstrap docker.io sslscan"
     return 0
   fi
   apt_update_once

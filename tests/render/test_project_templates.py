@@ -392,6 +392,10 @@ def test_project_nginx_conf(example: Rendered) -> None:
     assert conf.count("include /etc/nginx/live/*.conf;") == 2
     assert "location = /django-upstream {" in conf
     assert "alias /srv/static/;" in conf and "alias /srv/media/;" in conf
+    # Uploads that can carry script are sandboxed documents (the deploy tests fetch them).
+    media = conf.split("alias /srv/media/;", 1)[1].split("}", 1)[0]
+    assert "add_header Content-Security-Policy $media_csp always;" in media
+    assert '"~*^image/svg\\+xml\\s*(;|$)" "default-src \'none\';' in conf
     assert "stub_status;" in conf
     assert "escape=json" in conf
     assert "client_max_body_size" in conf

@@ -594,6 +594,20 @@ def test_nginx_routes_every_project_and_monitoring_domain(rendered: Rendered) ->
     assert "return 444;" in default_conf and "stub_status;" in default_conf
 
 
+def test_every_answer_of_the_main_nginx_gets_the_security_headers(rendered: Rendered) -> None:
+    """The headers are set once, in the http block, and inherited by every server and location:
+    one add_header anywhere below would silently drop all of them there."""
+    main = rendered.shared_text("nginx/config/nginx.conf")
+    for header, value in (("Strict-Transport-Security", "$stagectl_hsts"),
+                          ("X-Content-Type-Options", "$stagectl_content_type_options"),
+                          ("X-Frame-Options", "$stagectl_frame_options"),
+                          ("Referrer-Policy", "$stagectl_referrer_policy")):
+        assert f"    add_header {header} {value} always;" in main, header
+    assert '"on:"   "max-age=31536000";' in main, "HSTS on HTTPS answers only"
+    for conf in ("default.conf", "monitoring.conf", "projects.conf"):
+        assert "add_header" not in rendered.shared_text(f"nginx/config/conf.d/{conf}"), conf
+
+
 @pytest.mark.validators
 def test_nginx_t_accepts_the_configuration(rendered: Rendered) -> None:
     found = nginx.tree_for(rendered.root, f"{SHARED}/nginx/config/nginx.conf")
