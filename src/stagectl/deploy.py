@@ -11,9 +11,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from stagectl import collection
-from stagectl.environment import INVENTORY, load_environment
-from stagectl.errors import StagectlError, ValidationFailed
+from stagectl import collection, plan_cache
+from stagectl.environment import INVENTORY, load_environment, local_source_problems
+from stagectl.errors import EnvironmentInvalid, StagectlError, ValidationFailed
 from stagectl.plan import PlanReport, plan
 from stagectl.runner import ProgressCallback, RunResult, run_playbook
 
@@ -25,12 +25,22 @@ class DeployReport:
 
 
 def _validated_plan(root: Path, vault_password_file: Path, on_progress: ProgressCallback | None) -> PlanReport:
+    cache_directory, plan_key = plan_cache.cache_directory(), plan_cache.key(root)
+    kept = plan_cache.get(cache_directory, plan_key)
+    if kept is not None:
+        # Unchanged since a validation that passed: what can still differ is checked again.
+        loaded = load_environment(root, vault_password_file=vault_password_file)
+        problems = local_source_problems(loaded.env)
+        if problems:
+            raise EnvironmentInvalid(problems)
+        return kept
     out = Path(tempfile.mkdtemp(prefix="stagectl-deploy-"))
     try:
         report = plan(root, out, vault_password_file, on_progress=on_progress, lint_collection=False)
     finally:
         # The rendered files hold secrets; the deploy renders them again on the server.
         shutil.rmtree(out, ignore_errors=True)
+    plan_cache.put(cache_directory, plan_key, report)
     if not report.ok:
         failed = [f"{c.tool} {c.target}: {c.message.splitlines()[0] if c.message else ''}"
                   for c in report.checks if c.status == "failed"]

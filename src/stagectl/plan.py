@@ -37,6 +37,8 @@ class PlanReport:
     check_seconds: float = 0.0
     #: Warnings that do not fail the plan (e.g. an app asking for another Python than its image's).
     notes: list[str] = field(default_factory=list)
+    #: A deploy's validation kept from an earlier one with the same inputs (stagectl.plan_cache).
+    cached: bool = False
 
     @property
     def ok(self) -> bool:

@@ -3,6 +3,7 @@ slowest tasks printed after the summary."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +94,14 @@ def test_without_profile_no_table(example_env: EnvFixture, fake_deploy: list[Tas
                                  str(example_env.vault_password_file)])
     assert result.exit_code == 0, result.output
     assert "deploy OK" in result.output and "slowest tasks" not in result.output
+
+
+def test_a_kept_validation_says_so(example_env: EnvFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    report = _report([TaskTiming("task", "staging-server", 1.0)])
+    kept = DeployReport(plan=replace(report.plan, cached=True, render_seconds=0.0, check_seconds=0.0), run=report.run)
+    monkeypatch.setattr(deploy_mod, "deploy", lambda *_, **__: kept)
+    result = runner.invoke(app, ["deploy", "--env", str(example_env.root), "--vault-password-file",
+                                 str(example_env.vault_password_file)])
+    assert result.exit_code == 0, result.output
+    assert "validated 0 files (0 checks passed; unchanged since a validation that passed, not rendered again)" \
+        in " ".join(result.output.split()), result.output

@@ -56,7 +56,9 @@ def deploy(
         lambda progress: run_deploy(env, vault_file(env, vault_password_file), project=project,
                                     check=check, on_progress=progress),
     )
-    out.print(f"validated {len(report.plan.files)} files ({len(report.plan.checks)} checks passed)", markup=False)
+    unchanged = "; unchanged since a validation that passed, not rendered again" if report.plan.cached else ""
+    out.print(f"validated {len(report.plan.files)} files ({len(report.plan.checks)} checks passed{unchanged})",
+              markup=False)
     print_run(out, f"deploy{' ' + project if project else ''}", report.run, check=check)
     if profile:
         print_profile(out, report)
