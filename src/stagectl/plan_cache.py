@@ -29,6 +29,8 @@ from stagectl.validators.cache import NO_CACHE_ENV, default_directory, digest, f
 #: What of an environment directory the render reads.
 ENVIRONMENT_PARTS = ("ansible.cfg", "inventory", "group_vars", "host_vars")
 FORMAT = "1"  # bumped when what a kept plan holds changes
+#: Kept plans beyond this many (the least recently written first) are deleted.
+KEEP = 50
 
 
 def cache_directory() -> Path | None:
@@ -90,5 +92,8 @@ def put(directory: Path | None, plan_key: str, report: PlanReport) -> None:
         scratch = directory / f".{plan_key}.{os.getpid()}.tmp"
         scratch.write_text(json.dumps(data))
         scratch.replace(directory / f"{plan_key}.json")  # atomic: a concurrent deploy never reads half
+        kept = sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in kept[KEEP:]:
+            old.unlink(missing_ok=True)
     except OSError:
         return

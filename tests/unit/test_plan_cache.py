@@ -4,6 +4,7 @@ deploy; one changed byte validates again, and a failed validation is never kept.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,12 @@ def test_a_failed_or_allocating_plan_is_never_kept(tmp_path: Path) -> None:
     plan_cache.put(directory, "passed", passed)
     assert plan_cache.get(directory, "passed") == PlanReport(
         hosts=["server"], files=[], checks=[Check("nginx", "/x.conf", "passed")], cached=True)
+    # Only the most recent plans are kept.
+    for index in range(plan_cache.KEEP + 5):
+        plan_cache.put(directory, f"key{index}", passed)
+        os.utime(directory / f"key{index}.json", (index, index))  # distinct times, oldest first
+    assert len(list(directory.glob("*.json"))) == plan_cache.KEEP
+    assert plan_cache.get(directory, f"key{plan_cache.KEEP + 4}") is not None
     # A kept plan that cannot be read is no plan, never an error.
     (directory / "passed.json").write_text("{")
     assert plan_cache.get(directory, "passed") is None
