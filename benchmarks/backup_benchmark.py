@@ -132,8 +132,8 @@ def on_the_server(name: str, root: Path, password_file: Path, repeat: int) -> No
           f"({(run / dump - 1) * 100:+.0f}% over plain pg_dump; median of the {repeat} pairs "
           f"{(paired - 1) * 100:+.0f}%)", flush=True)
     restore = on_sandbox(name, f"{TOOL} restore {PROJECT} latest")
-    print(f"stagectl-backup restore on the server (app stopped, restore beside the safety backup, swap, "
-          f"migrate, healthy): {restore:.1f}s ({restore / dump:.1f}x the plain dump)", flush=True)
+    print(f"stagectl-backup restore on the server (app stopped, database set aside, restore while its "
+          f"safety backup is taken, migrate, healthy): {restore:.1f}s ({restore / dump:.1f}x the plain dump)", flush=True)
 
     media = on_sandbox(name, f"{TOOL} restore {PROJECT} latest media")
     print(f"stagectl-backup restore {PROJECT} latest media (app stopped, safety backup, uploads replaced, "
@@ -158,8 +158,8 @@ def on_the_server(name: str, root: Path, password_file: Path, repeat: int) -> No
           f"upload about {again - run:.1f}s", flush=True)
     on_sandbox(name, f"rm -f /opt/backups/{PROJECT}/{PROJECT}-*")
     back = on_sandbox(name, f"{TOOL} restore {PROJECT} latest remote")
-    print(f"project back from the off-site copy alone (local backups deleted; fetch, safety backup, "
-          f"restore, migrate, healthy): {back:.1f}s", flush=True)
+    print(f"project back from the off-site copy alone (local backups deleted; fetch, restore while "
+          f"the safety backup is taken, migrate, healthy): {back:.1f}s", flush=True)
 
 
 def main() -> None:
