@@ -39,7 +39,9 @@ def timed(label: str, work):  # type: ignore[no-untyped-def]
 
 def report(label: str, result: DeployReport) -> None:
     run = result.run
-    print(f"  {label}: validation {result.plan.render_seconds + result.plan.check_seconds:.1f}s, "
+    validation = ("kept from the last one (environment unchanged)" if result.plan.cached
+                  else f"{result.plan.render_seconds + result.plan.check_seconds:.1f}s")
+    print(f"  {label}: validation {validation}, "
           f"ansible {run.seconds:.1f}s, {run.tasks} tasks, "
           f"changed {sum(s.changed for s in run.hosts.values())}, ok={run.ok}")
     for timing in run.slowest(5):

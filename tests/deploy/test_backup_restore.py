@@ -141,6 +141,20 @@ def test_a_restore_that_fails_puts_the_live_database_back(deployed: Deployed) ->
     assert left.strip() == "", left  # neither the restore's new database nor the set-aside one
     deployed.sh(f"b={shlex.quote(broken.path.removesuffix('.dump'))}; rm -f \"$b\".dump \"$b\".dump.* \"$b\"-*")
 
+    # A database set aside by an earlier restore (whose safety backup failed) holds the only copy
+    # of what that restore replaced: a new restore refuses to start rather than drop it.
+    psql = f"docker exec {spec.containers['postgres']} psql -XAtq -U {spec.database.user} -d postgres -c"
+    aside = f"{spec.database.name}__prerestore"
+    deployed.sh(f"{psql} 'CREATE DATABASE \"{aside}\"'")
+    started = _started(deployed)
+    try:
+        code, output = _stagectl(deployed, "backup", "restore", "--project", PROJECT, "--yes")
+        assert code == 1, output
+        assert f"the database {aside} is left from an earlier restore" in " ".join(output.split()), output
+        assert _notes(deployed) == live and _started(deployed) == started  # the app was not stopped
+    finally:
+        deployed.sh(f"{psql} 'DROP DATABASE \"{aside}\"'")
+
 
 def _shared_backups(deployed: Deployed) -> list[backup.Backup]:
     listed = backup.run_action(deployed.root, deployed.vault_password_file, "list", project="shared")

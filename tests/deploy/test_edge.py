@@ -14,9 +14,8 @@ import uuid
 
 import pytest
 
-from stagectl.derived import derive
-from stagectl.environment import load_environment
 from tests.deploy.conftest import Deployed
+from tests.deploy.test_certificates import https_names
 
 PROJECT = "project2"
 DOMAIN = f"{PROJECT}.sandbox.test"
@@ -95,8 +94,7 @@ def test_an_uploaded_page_or_svg_cannot_run_script_on_the_apps_origin(deployed: 
 @pytest.mark.skipif(shutil.which("sslscan") is None,
                     reason="needs sslscan (Debian package; scripts/testbed-setup.sh installs it)")
 def test_an_outside_scanner_finds_nothing_below_tls_1_2_and_no_weak_cipher(deployed: Deployed) -> None:
-    names = [DOMAIN, *derive(load_environment(deployed.root).env).monitoring_domains.values()]
-    for name in names:
+    for name in https_names(deployed):
         scan = subprocess.run(["sslscan", "--no-colour", f"--sni-name={name}",
                                f"127.0.0.1:{deployed.info.https_port}"],
                               capture_output=True, text=True, timeout=180, check=True).stdout
