@@ -12,8 +12,7 @@ import ssl
 import subprocess
 import uuid
 
-import pytest
-
+from tests.conftest import missing_tool
 from tests.deploy.conftest import Deployed
 from tests.deploy.test_certificates import https_names
 
@@ -91,9 +90,9 @@ def test_an_uploaded_page_or_svg_cannot_run_script_on_the_apps_origin(deployed: 
         deployed.sh(f"rm -f {MEDIA}/{name}.html {MEDIA}/{name}.svg")
 
 
-@pytest.mark.skipif(shutil.which("sslscan") is None,
-                    reason="needs sslscan (Debian package; scripts/testbed-setup.sh installs it)")
 def test_an_outside_scanner_finds_nothing_below_tls_1_2_and_no_weak_cipher(deployed: Deployed) -> None:
+    if shutil.which("sslscan") is None:
+        missing_tool("needs sslscan (Debian package; scripts/testbed-setup.sh installs it)")
     for name in https_names(deployed):
         scan = subprocess.run(["sslscan", "--no-colour", f"--sni-name={name}",
                                f"127.0.0.1:{deployed.info.https_port}"],
