@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stagectl import collection, plan_cache
-from stagectl.environment import INVENTORY, load_environment, local_source_problems
-from stagectl.errors import EnvironmentInvalid, StagectlError, ValidationFailed
-from stagectl.plan import PlanReport, plan
+from stagectl.environment import INVENTORY, load_environment
+from stagectl.errors import StagectlError, ValidationFailed
+from stagectl.plan import PlanReport, checked_environment, plan
 from stagectl.runner import ProgressCallback, RunResult, run_playbook
 
 
@@ -29,10 +29,7 @@ def _validated_plan(root: Path, vault_password_file: Path, on_progress: Progress
     kept = plan_cache.get(cache_directory, plan_key)
     if kept is not None:
         # Unchanged since a validation that passed: what can still differ is checked again.
-        loaded = load_environment(root, vault_password_file=vault_password_file)
-        problems = local_source_problems(loaded.env)
-        if problems:
-            raise EnvironmentInvalid(problems)
+        checked_environment(root, vault_password_file)
         return kept
     out = Path(tempfile.mkdtemp(prefix="stagectl-deploy-"))
     try:

@@ -15,6 +15,7 @@ from stagectl.derived import alerting_notes, python_version_notes
 from stagectl.environment import (
     ALLOCATE_PORTS_ENV,
     INVENTORY,
+    LoadedEnvironment,
     load_environment,
     local_source_problems,
     record_allocations,
@@ -88,6 +89,15 @@ def project_app_secrets(root: Path) -> dict[str, list[str]]:
     return result
 
 
+def checked_environment(root: Path, vault_password_file: Path) -> LoadedEnvironment:
+    """The environment with its vault, every file validated, and every local source present here."""
+    loaded = load_environment(root, vault_password_file=vault_password_file)
+    local = local_source_problems(loaded.env)
+    if local:
+        raise EnvironmentInvalid(local)
+    return loaded
+
+
 def plan(
     root: Path,
     out: Path,
@@ -99,10 +109,7 @@ def plan(
     """`lint_collection=False` leaves out the checks of the collection itself (ansible-lint,
     syntax checks): they do not depend on the environment, and `deploy` need not repeat them."""
     root = root.resolve()
-    loaded = load_environment(root, vault_password_file=vault_password_file)
-    local = local_source_problems(loaded.env)
-    if local:
-        raise EnvironmentInvalid(local)
+    loaded = checked_environment(root, vault_password_file)
     started = time.monotonic()
     # Allocated ports stay in memory (the vars plugin allocates the same ones) until the whole
     # plan passed: a failed or interrupted plan leaves the user's files exactly as they were.

@@ -24,7 +24,13 @@ from typing import Any
 from stagectl.plan import PlanReport
 from stagectl.render import RenderedFile
 from stagectl.validate import Check
-from stagectl.validators.cache import NO_CACHE_ENV, default_directory, digest, files_digest
+from stagectl.validators.cache import (
+    NO_CACHE_ENV,
+    default_directory,
+    digest,
+    files_digest,
+    source_digest,
+)
 
 #: What of an environment directory the render reads.
 ENVIRONMENT_PARTS = ("ansible.cfg", "inventory", "group_vars", "host_vars")
@@ -50,9 +56,7 @@ def _visible_files(path: Path) -> list[Path]:
 def _stagectl_digest() -> str:
     """stagectl's own files (code, collection, templates) and ansible-core's version: fixed for
     the life of a process."""
-    package = Path(__file__).resolve().parent
-    files = [p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
-    return digest(files_digest(files, package), importlib.metadata.version("ansible-core"))
+    return digest(source_digest(Path(__file__).resolve().parent), importlib.metadata.version("ansible-core"))
 
 
 def key(root: Path) -> str:

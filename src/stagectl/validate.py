@@ -35,6 +35,7 @@ from stagectl.validators.cache import (
     digest,
     files_digest,
     python_tool_version,
+    source_digest,
     tool_version,
     tree_files,
 )
@@ -87,14 +88,8 @@ def _keep(results: ResultCache, key: str | None, checks: list[Check]) -> None:
 
 # --- collection-level checks --------------------------------------------------------------------
 
-# Written by the tools themselves inside the collection; not part of what is checked.
-_NOT_COLLECTION = {"__pycache__", ".ansible", ".cache", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
-
-
 def collection_digest() -> str:
-    root = collection.collection_root()
-    files = [p for p in tree_files(root) if not _NOT_COLLECTION & set(p.relative_to(root).parts)]
-    return files_digest(files, root)
+    return source_digest(collection.collection_root())
 
 
 def _ansible_env() -> dict[str, str]:

@@ -109,6 +109,17 @@ def tree_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.rglob("*") if p.is_file())
 
 
+# Written by the tools themselves inside a source tree (Python, ansible-lint, the linters); not
+# part of what a digest of the source covers.
+_TOOL_WRITTEN = {"__pycache__", ".ansible", ".cache", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
+
+
+def source_digest(root: Path) -> str:
+    """Paths and bytes of the files under `root`, without what tools wrote there."""
+    files = [p for p in tree_files(root) if not _TOOL_WRITTEN & set(p.relative_to(root).parts)]
+    return files_digest(files, root)
+
+
 _versions: dict[str, str | None] = {}
 _versions_lock = threading.Lock()
 
