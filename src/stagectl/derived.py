@@ -117,7 +117,10 @@ class View(BaseModel):
 
 class Database(View):
     name: str
+    #: The app's role: owns the database.
     user: str
+    #: The exporter's role: pg_monitor, no access to the app's tables.
+    monitor_user: str
     max_connections: int
 
 
@@ -270,6 +273,7 @@ def project_view(env: Environment, project: Project) -> ProjectView:
         database=Database(
             name=f"{ident}_{environment_name.replace('-', '_')}",
             user=f"{ident}_user",
+            monitor_user=f"{ident}_monitor",
             max_connections=defaults.postgres_max_connections,
         ),
         redis_maxmemory=defaults.redis_maxmemory,

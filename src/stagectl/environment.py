@@ -252,6 +252,12 @@ def _check_vault(vault_data: Any, projects: list[Project], collector: _Collector
                 "run `stagectl secrets generate` to add the missing ones (existing secrets are kept)",
             )
             continue
+        if vault.vault_projects[project.name].postgres_monitor_password is None:
+            collector.add(
+                VAULT, f"vault_projects.{project.name}.postgres_monitor_password",
+                f"no password for the read-only role the PostgreSQL exporter of project '{project.name}' logs in with",
+                "run `stagectl secrets generate` to add the missing ones (existing secrets are kept)",
+            )
         have = vault.vault_projects[project.name].app_secrets
         for name in project.app.secrets:
             if name not in have:

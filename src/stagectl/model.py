@@ -865,6 +865,9 @@ UrlSafeSecret = Annotated[str, Field(min_length=16, pattern=r"^[A-Za-z0-9]+$")]
 
 class ProjectSecrets(Strict):
     postgres_password: UrlSafeSecret
+    #: The password of the read-only role the PostgreSQL exporter logs in with. Vaults written
+    #: before it existed lack it: `stagectl secrets generate` adds it.
+    postgres_monitor_password: UrlSafeSecret | None = None
     redis_password: UrlSafeSecret
     django_secret_key: Annotated[str, Field(min_length=50)]
     app_secrets: dict[EnvName, str] = Field(

@@ -35,6 +35,7 @@ def random_secret_key() -> str:
 def project_secrets() -> dict[str, str]:
     return {
         "postgres_password": random_password(),
+        "postgres_monitor_password": random_password(),
         "redis_password": random_password(),
         "django_secret_key": random_secret_key(),
     }
@@ -77,6 +78,9 @@ def fill_missing(
         if name not in per_project:
             per_project[name] = project_secrets()
             added.append(f"vault_projects.{name}")
+        if "postgres_monitor_password" not in per_project[name]:
+            per_project[name]["postgres_monitor_password"] = random_password()
+            added.append(f"vault_projects.{name}.postgres_monitor_password")
         values = per_project[name].setdefault("app_secrets", {})
         for secret in (app_secrets or {}).get(name, []):
             if secret not in values:

@@ -112,6 +112,27 @@ def test_projects_cannot_reach_each_other(deployed: Deployed) -> None:
     assert reach("beryl3-postgres", 5432) == "open"
 
 
+@pytest.mark.parametrize("project", PROJECTS)
+def test_the_database_exporter_logs_in_with_a_read_only_role(deployed: Deployed, project: str) -> None:
+    def psql(sql: str) -> str:
+        return deployed.sh(
+            f"docker exec {project}-postgres psql --no-psqlrc -At -U {project}_user -d {project}_staging "
+            f"-c \"{sql}\""
+        ).strip()
+
+    assert psql(f"SELECT rolsuper, rolcreaterole, pg_has_role(oid, 'pg_monitor', 'MEMBER') FROM pg_roles "
+                f"WHERE rolname = '{project}_monitor'") == "f|f|t"
+    assert psql(f"SELECT has_table_privilege('{project}_monitor', 'django_migrations', 'SELECT')") == "f"
+    # The exporter's connections are the monitoring role's, and it scrapes.
+    deadline = time.monotonic() + 60
+    while (users := psql("SELECT DISTINCT usename FROM pg_stat_activity WHERE application_name <> 'psql' "
+                         f"AND usename <> '{project}_user'")) == "" and time.monotonic() < deadline:
+        time.sleep(2)
+    assert users == f"{project}_monitor"
+    up = deployed.prometheus("/api/v1/query", query=f'pg_up{{project="{project}"}}')["data"]["result"]
+    assert [sample["value"][1] for sample in up] == ["1"]
+
+
 def test_every_prometheus_target_is_up(deployed: Deployed) -> None:
     deadline = time.monotonic() + 180
     while True:

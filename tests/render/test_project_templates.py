@@ -160,6 +160,7 @@ def test_secrets_appear_only_in_0600_files(example: Rendered) -> None:
     for name in ("beryl3", "project2"):
         assert f"{name}.django_secret_key" in holders
         assert f"{name}.postgres_password" in holders
+        assert holders[f"{name}.postgres_monitor_password"] == [f"/opt/projects/{name}/config/postgres-exporter.env"]
         assert f"{name}.redis_password" in holders
 
 
@@ -368,8 +369,8 @@ def test_other_consumers_get_only_their_secret(example: Rendered) -> None:
         "POSTGRES_PASSWORD": secrets["postgres_password"]
     }
     assert parse_env(example.text(f"{config}/postgres-exporter.env")) == {
-        "DATA_SOURCE_USER": "beryl3_user",
-        "DATA_SOURCE_PASS": secrets["postgres_password"],
+        "DATA_SOURCE_USER": "beryl3_monitor",
+        "DATA_SOURCE_PASS": secrets["postgres_monitor_password"],
     }
     assert parse_env(example.text(f"{config}/redis-exporter.env")) == {
         "REDIS_PASSWORD": secrets["redis_password"]
@@ -1286,6 +1287,15 @@ def live_stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
             cwd=project_dir,
             timeout=400,
         )
+        # What the deploy does once PostgreSQL runs: the exporter's read-only role, from the
+        # rendered script through psql's stdin.
+        created = run(
+            docker, "exec", "--interactive", project["containers"]["postgres"],
+            "psql", "--no-psqlrc", "--quiet", "--tuples-only", "--no-align", "--set=ON_ERROR_STOP=1",
+            f"--username={project['database']['user']}", f"--dbname={project['database']['name']}",
+            input=(project_dir / "config/postgres-monitor.sql").read_text(),
+        )
+        assert created.stdout.split() == ["created"]
         yield {
             "name": name,
             "project": project,
@@ -1384,6 +1394,28 @@ def test_the_stack_runs_healthy_serves_and_is_backed_up(live_stack: dict[str, An
         "--noinput",
         cwd=project_dir,
     )
+    # The exporter's role reads the statistics and nothing of the app's, and writes nothing.
+    database = project["database"]
+
+    def as_monitor(*sql: str) -> subprocess.CompletedProcess[str]:
+        return run(
+            docker, "exec", "--env", "PGPASSWORD", containers["postgres"],
+            "psql", "--no-psqlrc", "--tuples-only", "--no-align", "--host=127.0.0.1", "--set=ON_ERROR_STOP=1",
+            f"--username={database['monitor_user']}", f"--dbname={database['name']}",
+            *(f"--command={statement}" for statement in sql),
+            check=False, env={**os.environ, "PGPASSWORD": live_stack["secrets"]["postgres_monitor_password"]},
+        )
+
+    monitor = as_monitor("SELECT rolsuper, pg_has_role('pg_monitor', 'MEMBER') FROM pg_roles WHERE rolname = current_user")
+    assert monitor.stdout.split() == ["f|t"], monitor.stderr
+    assert as_monitor("SELECT count(*) > 0 FROM pg_stat_activity WHERE usename IS NOT NULL").stdout.split() == ["t"]
+    refused = as_monitor("SELECT count(*) FROM django_migrations")
+    assert refused.returncode != 0 and "permission denied" in refused.stderr
+    refused = as_monitor("SET default_transaction_read_only = off", "CREATE TABLE intruder (id int)")
+    assert refused.returncode != 0 and "permission denied for schema public" in refused.stderr
+    postgres_log = run(docker, "logs", containers["postgres"]).stderr
+    assert live_stack["secrets"]["postgres_monitor_password"] not in postgres_log
+
     rendered, scratch = live_stack["rendered"], live_stack["scratch"] / "backup"
     (scratch / "etc").mkdir(parents=True)
     script = rendered.text("/usr/local/sbin/stagectl-backup")

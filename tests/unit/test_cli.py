@@ -98,7 +98,9 @@ def test_secrets_generate_adds_only_missing(example_env: EnvFixture) -> None:
     assert "vault_projects.shop" in result.output
     after = decrypt(example_env.root / VAULT, password)
     assert after["vault_projects"]["beryl3"] == before["vault_projects"]["beryl3"]
-    assert set(after["vault_projects"]["shop"]) == {"postgres_password", "redis_password", "django_secret_key"}
+    assert set(after["vault_projects"]["shop"]) == {
+        "postgres_password", "postgres_monitor_password", "redis_password", "django_secret_key"
+    }
     for secret in after["vault_projects"]["shop"].values():
         assert secret not in result.output
     again = runner.invoke(app, args)

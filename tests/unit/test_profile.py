@@ -85,6 +85,7 @@ def test_profile_prints_the_slowest_tasks_after_the_summary(example_env: EnvFixt
     assert len(rows) == 15, output
     assert "19.00" in rows[0] and "task 19" in rows[0] and "project" in rows[0]
     assert "task 05" in rows[-1] and "task 04" not in output
+    assert "by role: project 100.0s/10, - 90.0s/10" in output
     assert "ansible 12.0s, of which 190.0s in tasks on hosts" in output
     assert "validation and rendering 2.0s" in output
 

@@ -188,6 +188,27 @@ def test_secrets_generate_fills_app_secrets(example_env: EnvFixture) -> None:
     assert len(value) >= 16 and value not in result.output
 
 
+def test_a_vault_from_before_the_monitoring_role_is_refused_then_completed(example_env: EnvFixture) -> None:
+    password = vault.read_password_file(example_env.vault_password_file)
+    data = _vault(example_env)
+    kept = data["vault_projects"]["beryl3"].pop("postgres_monitor_password")
+    vault.write_vault(example_env.root / VAULT, data, password)
+    plan = runner.invoke(app, ["plan", "--env", str(example_env.root),
+                               "--vault-password-file", str(example_env.vault_password_file)])
+    assert plan.exit_code == 2, plan.output
+    assert "vault_projects.beryl3.postgres_monitor_password" in plan.output
+    assert "stagectl secrets generate" in plan.output
+    result = runner.invoke(app, ["secrets", "generate", "--env", str(example_env.root),
+                                 "--vault-password-file", str(example_env.vault_password_file)])
+    assert result.exit_code == 0, result.output
+    assert "vault_projects.beryl3.postgres_monitor_password" in result.output
+    after = _vault(example_env)["vault_projects"]["beryl3"]
+    assert after["postgres_monitor_password"] not in result.output
+    assert after["postgres_monitor_password"] != kept
+    assert after["postgres_password"] == data["vault_projects"]["beryl3"]["postgres_password"]
+    assert _vault(example_env)["vault_projects"]["project2"] == data["vault_projects"]["project2"]
+
+
 def test_remove_unknown_project(example_env: EnvFixture) -> None:
     before = _snapshot(example_env)
     result = runner.invoke(app, ["project", "remove", "shop", "--yes", "--env", str(example_env.root),

@@ -75,6 +75,16 @@ def print_profile(out: Console, report: DeployReport, count: int = 15) -> None:
         share = timing.seconds / run.seconds if run.seconds else 0.0
         table.add_row(f"{timing.seconds:.2f}", f"{share:.0%}", timing.host, timing.role or "-", timing.task)
     out.print(table)
+    by_role: dict[str, list[float]] = {}
+    for timing in run.timings:
+        by_role.setdefault(timing.role or "-", []).append(timing.seconds)
+    out.print(
+        "by role: " + ", ".join(
+            f"{role} {sum(seconds):.1f}s/{len(seconds)}"
+            for role, seconds in sorted(by_role.items(), key=lambda item: -sum(item[1]))
+        ),
+        markup=False,
+    )
     in_tasks = sum(t.seconds for t in run.timings)
     out.print(
         f"validation and rendering {report.plan.render_seconds + report.plan.check_seconds:.1f}s; "
