@@ -172,6 +172,31 @@ def test_root_and_password_ssh_logins_are_refused(deployed: Deployed) -> None:
     assert "passwordauthentication no" in config and "permitrootlogin no" in config
 
 
+def test_ssh_forwards_only_to_the_server_and_the_host_is_hardened(deployed: Deployed) -> None:
+    info = deployed.info
+    base = ["ssh", "-p", str(info.ssh_port), "-i", str(info.ansible_key), "-o", "BatchMode=yes",
+            "-o", "ConnectTimeout=10", "-o", f"UserKnownHostsFile={info.known_hosts}",
+            "-o", "StrictHostKeyChecking=yes", "-o", "ExitOnForwardFailure=yes"]
+    # A local forward (how operators reach Grafana and Prometheus) works: sshd's own banner comes
+    # back through it.
+    local = subprocess.run([*base, "-W", "127.0.0.1:22", "ansible@127.0.0.1"], input="",
+                           capture_output=True, text=True, timeout=30, check=False)
+    assert local.stdout.startswith("SSH-2.0-"), local.stderr
+    # A remote forward, which would publish a port of the operator's machine on the server, is refused.
+    remote = subprocess.run([*base, "-R", "127.0.0.1:0:127.0.0.1:9", "ansible@127.0.0.1", "true"],
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert remote.returncode != 0 and "remote port forwarding failed" in remote.stderr
+    config = deployed.sh("sshd -T")
+    for line in ("allowagentforwarding no", "x11forwarding no", "maxsessions 4", "loglevel VERBOSE"):
+        assert line in config.splitlines()
+    # Modules that may not load, and the kernel settings (kept for a boot: the sandbox is a
+    # container, whose kernel is the host's).
+    assert "install /bin/false" in deployed.sh("modprobe --show-depends sctp 2>&1 || true")
+    sysctl = deployed.sh("cat /etc/sysctl.d/60-stagectl-hardening.conf")
+    assert "fs.protected_symlinks = 1" in sysctl and "forwarding" not in sysctl
+    assert "UMASK 027" in deployed.sh("grep -E '^UMASK' /etc/login.defs")
+
+
 def test_files_on_the_server_are_what_plan_renders(deployed: Deployed, tmp_path: Path) -> None:
     files = render_environment(deployed.root, tmp_path / "plan", deployed.vault_password_file)
     assert files

@@ -35,7 +35,16 @@ def test_render_daemon_json_and_sshd_dropin(workspace: Workspace) -> None:
     settings = [line for line in dropin.splitlines() if line and not line.startswith("#")]
     assert settings == ["Port 22", "AllowGroups ssh-users", "PasswordAuthentication no",
                         "KbdInteractiveAuthentication no", "PermitRootLogin no",
-                        "PubkeyAuthentication yes", "MaxAuthTries 3"]
+                        "PubkeyAuthentication yes", "MaxAuthTries 3", "AllowTcpForwarding local",
+                        "AllowAgentForwarding no", "X11Forwarding no", "MaxSessions 4", "TCPKeepAlive no",
+                        "ClientAliveInterval 300", "ClientAliveCountMax 2", "LogLevel VERBOSE"]
+    sysctl = (host / "etc/sysctl.d/60-stagectl-hardening.conf").read_text()
+    assert "kernel.kptr_restrict = 2\n" in sysctl and "net.ipv4.conf.all.rp_filter = 1\n" in sysctl
+    # Docker's containers need IP forwarding: the profile leaves it alone.
+    assert "forwarding" not in sysctl
+    blacklist = (host / "etc/modprobe.d/stagectl-blacklist.conf").read_text()
+    assert "install usb-storage /bin/false\n" in blacklist
+    assert (host / "etc/issue").read_text() == (host / "etc/issue.net").read_text() != ""
     jail = (host / "etc/fail2ban/jail.d/stagectl.local").read_text()
     assert "[sshd]\nenabled = true\nbackend = systemd\n" in jail
     assert {"port = 22", "maxretry = 5", "findtime = 10m", "bantime = 1h",
