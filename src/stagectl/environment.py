@@ -21,6 +21,7 @@ from ruamel.yaml import YAML
 from stagectl import ports, yamlfile
 from stagectl.errors import EnvironmentInvalid, Problem, VaultError
 from stagectl.model import (
+    Alerting,
     Environment,
     GlobalSettings,
     Inventory,
@@ -276,6 +277,17 @@ def _check_vault(vault_data: Any, projects: list[Project], collector: _Collector
     return vault
 
 
+def _check_smtp_password(alerting: Alerting, vault: Vault, collector: _Collector) -> None:
+    """An authenticated relay needs its password in the vault."""
+    if alerting.smtp_username and vault.vault_alerting_smtp_password is None:
+        collector.add(
+            VAULT, "vault_alerting_smtp_password",
+            f"alerting.smtp_username is set ({STAGING_VARS}) but the vault has no password for it",
+            f"add vault_alerting_smtp_password with the relay's password (`ansible-vault edit {VAULT}`), "
+            "or remove alerting.smtp_username",
+        )
+
+
 def _check_remote_secrets(settings: GlobalSettings, vault: Vault, collector: _Collector) -> None:
     """backups.remote needs its password (and for sftp its key and host key) in the vault."""
     remote = settings.backups.remote
@@ -461,6 +473,8 @@ def load_environment(
         vault = _check_vault(vault_data, env.projects if env else [], collector)
         if vault is not None and settings is not None:
             _check_remote_secrets(settings, vault, collector)
+        if vault is not None and env is not None:
+            _check_smtp_password(env.staging.alerting, vault, collector)
 
     if collector.problems or env is None:
         raise EnvironmentInvalid(mask_secrets(collector.problems, secret_values(vault_data)))

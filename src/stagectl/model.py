@@ -761,7 +761,26 @@ class Alerting(Strict):
     email_to: Annotated[str, AfterValidator(_email_addresses)] | None = None
     email_from: Annotated[str, AfterValidator(_email_addresses)] | None = None
     smarthost: Annotated[str, AfterValidator(_smarthost)] = "localhost:25"
+    smtp_username: Annotated[str, Field(pattern=r"^\S+$")] | None = Field(
+        default=None,
+        description="the login at an authenticated relay (its password: vault_alerting_smtp_password "
+        "in group_vars/vault.yml); the connection is then always encrypted (STARTTLS, or TLS on 465)",
+    )
+    smtp_ca_file: Annotated[str, AfterValidator(_absolute_file)] | None = Field(
+        default=None,
+        description="CA certificate on the server that the relay's TLS certificate is checked "
+        "against (a relay with a private CA); empty: the system's CAs",
+    )
     webhook_urls: list[WebhookUrl] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _smtp_needs_a_recipient(self) -> Alerting:
+        if (self.smtp_username or self.smtp_ca_file) and not self.email_to:
+            raise ValueError(
+                "smtp_username and smtp_ca_file configure e-mail alerting, but email_to is empty: "
+                "set alerting.email_to, or remove them"
+            )
+        return self
 
 
 class Monitoring(Strict):
@@ -905,6 +924,8 @@ class Vault(Strict):
     vault_prometheus_password_bcrypt: str = Field(pattern=r"^\$2[aby]\$\d\d\$.{53}$")
     vault_projects: dict[str, ProjectSecrets] = Field(default_factory=dict)
     vault_backups_remote: RemoteSecrets | None = None
+    #: The password of alerting.smtp_username at the relay (the relay's, whatever its length).
+    vault_alerting_smtp_password: Annotated[str, Field(min_length=1)] | None = None
 
 
 # --- the whole environment ----------------------------------------------------------------------

@@ -22,7 +22,7 @@ import pytest
 
 from stagectl.deploy import bootstrap, deploy
 from stagectl.runner import RunResult
-from stagectl.sandbox import acme, alert_sink, archive, server
+from stagectl.sandbox import acme, alert_sink, archive, mail_sink, server
 from stagectl.sandbox.environment import bootstrap_target, write_sandbox_environment
 from stagectl.sandbox.images.builder import docker_available
 from stagectl.sandbox.server import SandboxInfo
@@ -124,6 +124,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
         timings["cold deploy"] = time.monotonic() - started
         assert first.ok, f"deploy failed:\n{_failures(first)}"
         alert_sink.start(info.name, written.python_image)
+        mail_sink.start(info.name, written.python_image)
 
         yield Deployed(info=info, root=root, vault_password_file=password_file, first_deploy=first,
                        acme=acme_server, timings=timings)

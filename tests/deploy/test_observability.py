@@ -20,8 +20,10 @@ import pytest
 from stagectl import dashboards
 from stagectl.alerts import TEST_ALERT, run_alert_test
 from stagectl.derived import derive
-from stagectl.environment import load_environment
+from stagectl.environment import VAULT, load_environment
+from stagectl.sandbox import mail_sink
 from stagectl.status import run_status
+from stagectl.vault import decrypt, read_password_file
 from tests.conftest import show_figure
 from tests.deploy.conftest import Deployed
 
@@ -99,8 +101,15 @@ def test_alert_test_command_reaches_the_webhook_and_resolves(
     report = run_alert_test(deployed.root, deployed.vault_password_file, "beryl3")
     [result] = report
     assert result.accepted and result.receivers == ("default",)
-    assert [(d.integration, d.outcome) for d in result.deliveries] == [("webhook", "delivered")]
+    assert [(d.integration, d.outcome) for d in result.deliveries] == [("email", "delivered"), ("webhook", "delivered")]
     assert report.ok
+    # The e-mail went through the sandbox's relay, which wants STARTTLS and a login checked
+    # against the password the deploy took from the vault.
+    mails = [m for m in mail_sink.received(deployed.info.name) if result.test_id in (m["subject"] or "")]
+    assert mails and all(m["tls"] and m["user"] == mail_sink.USERNAME for m in mails)
+    assert mails[0]["to"] == ["ops@sandbox.test"]
+    vault = decrypt(deployed.root / VAULT, read_password_file(deployed.vault_password_file))
+    assert deployed.sh("cat /opt/shared/alertmanager/config/secrets/smtp_password") == vault["vault_alerting_smtp_password"]
 
     def ours(status: str) -> Callable[[dict[str, Any]], bool]:
         return lambda alert: (

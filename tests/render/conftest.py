@@ -232,6 +232,7 @@ def _variant_inventory(data: dict[str, Any]) -> None:
 
 
 def _variant_vault(data: dict[str, Any]) -> None:
+    data["vault_alerting_smtp_password"] = "relay-password-of-the-variant"
     data["vault_projects"]["project2"]["app_secrets"] = {"STRIPE_KEY": "sk_test_$value#1"}
     data["vault_backups_remote"] = {
         "password": "restic-Passw0rd-of-the-variant",
@@ -254,7 +255,10 @@ def _variant_all(data: dict[str, Any]) -> None:
 def _variant_staging(data: dict[str, Any]) -> None:
     data["alerting"] = {
         "email_to": "ops@example.invalid",
-        "smarthost": "localhost:25",
+        # A relay on the server itself that wants a login over STARTTLS, with a private CA.
+        "smarthost": "localhost:587",
+        "smtp_username": "alerts@example.invalid",
+        "smtp_ca_file": "/etc/ssl/relay-ca.pem",
         "webhook_urls": ["https://hooks.example.invalid/a", "https://hooks.example.invalid/b?x=1&y=2"],
     }
     data["certificates"] = {"provider": "selfsigned"}

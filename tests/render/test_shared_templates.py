@@ -439,12 +439,26 @@ def test_alertmanager_routes_and_inhibitions(rendered: Rendered) -> None:
     receivers = {r["name"]: r for r in config["receivers"]}
     assert set(receivers) == {"null", "default"}
     alerting = rendered.stagectl["alerting"]
+    password_file = rendered.shared("alertmanager/config/secrets/smtp_password")
     if alerting["email_to"]:
-        assert receivers["default"]["email_configs"] == [{"to": alerting["email_to"], "send_resolved": True}]
-        assert config["global"]["smtp_smarthost"] == "host.docker.internal:25"
-        assert config["global"]["smtp_require_tls"] is False
+        # The variant: a relay on the server itself (port 587), with a login and a private CA.
+        assert receivers["default"]["email_configs"] == [{
+            "to": alerting["email_to"], "send_resolved": True,
+            "tls_config": {"ca_file": "/etc/ssl/stagectl/smtp-ca.pem"},
+        }]
+        assert config["global"]["smtp_smarthost"] == "host.docker.internal:587"
+        assert config["global"]["smtp_require_tls"] is True
         assert config["global"]["smtp_from"] == f"alertmanager@{rendered.stagectl['server_domain']}"
+        assert config["global"]["smtp_auth_username"] == alerting["smtp_username"]
+        # The password only in its own file, readable by Alertmanager's user alone.
+        assert config["global"]["smtp_auth_password_file"] == "/etc/alertmanager/secrets/smtp_password"
+        assert password_file.read_text() == rendered.vault["vault_alerting_smtp_password"]
+        assert rendered.vault["vault_alerting_smtp_password"] not in rendered.shared(
+            "alertmanager/config/alertmanager.yml").read_text()
+        compose = rendered.shared_yaml("docker-compose.yml")
+        assert f"{alerting['smtp_ca_file']}:/etc/ssl/stagectl/smtp-ca.pem:ro" in compose["services"]["alertmanager"]["volumes"]
     else:
+        assert password_file.read_text() == ""
         assert "email_configs" not in receivers["default"] and "global" not in config
     assert [w["url"] for w in receivers["default"].get("webhook_configs", [])] == alerting["webhook_urls"]
 

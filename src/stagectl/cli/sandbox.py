@@ -38,7 +38,7 @@ def up(
     deploy_too: Annotated[bool, typer.Option("--deploy", help="Also bootstrap and deploy the example.")] = False,
 ) -> None:
     """Start the sandbox server and write an environment pointing at it."""
-    from stagectl.sandbox import acme, alert_sink, archive, server
+    from stagectl.sandbox import acme, alert_sink, archive, mail_sink, server
     from stagectl.sandbox import environment as sandbox_env
 
     out = console()
@@ -74,8 +74,9 @@ def up(
     bootstrap(login=target.login, env=root, key=target.connect_key, vault_password_file=password_file)
     deploy(env=root, project=None, check=False, vault_password_file=password_file)
     alert_sink.start(info.name, written.python_image)
-    out.print(f"alerts go to the sandbox's webhook receiver: stagectl sandbox alerts --name {info.name}",
-              markup=False)
+    mail_sink.start(info.name, written.python_image)
+    out.print(f"alerts go to the sandbox's webhook receiver and its mail relay: "
+              f"stagectl sandbox alerts --name {info.name}", markup=False)
 
 
 @app.command("alerts")
@@ -83,10 +84,12 @@ def alerts(
     name: SandboxName = "stagectl-sandbox",
     last: Annotated[int, typer.Option(help="Show the last N notifications.", min=1)] = 20,
 ) -> None:
-    """The notifications Alertmanager sent to the sandbox's webhook receiver, newest last."""
-    from stagectl.sandbox import alert_sink
+    """The notifications Alertmanager sent to the sandbox's webhook receiver and its mail relay,
+    newest last."""
+    from stagectl.sandbox import alert_sink, mail_sink
 
     notifications = alert_sink.received(name)
+    mails = mail_sink.received(name)
     table = Table(title=f"alerts received by sandbox '{name}'")
     for column in ("received", "status", "alert", "project", "severity", "summary"):
         table.add_column(column)
@@ -101,6 +104,15 @@ def alerts(
     out = console()
     out.print(table)
     out.print(f"{len(notifications)} notifications in all", markup=False)
+    relay = Table(title=f"mails accepted by the relay of sandbox '{name}' (STARTTLS and a login)")
+    for column in ("received", "login", "to", "subject"):
+        relay.add_column(column)
+    for mail in mails[-last:]:
+        when = datetime.datetime.fromtimestamp(mail["received_at"]).strftime("%H:%M:%S")
+        row = (when, mail.get("user") or "", ", ".join(mail.get("to") or []), mail.get("subject") or "")
+        relay.add_row(*(escape(str(cell)) for cell in row))
+    out.print(relay)
+    out.print(f"{len(mails)} mails in all", markup=False)
 
 
 @app.command("down")

@@ -31,7 +31,7 @@ from stagectl.derived import monitoring_domains_of
 from stagectl.environment import ALL_VARS, INVENTORY, STAGING_VARS, VAULT, load_environment
 from stagectl.example import example_inventory
 from stagectl.model import GlobalSettings, ProjectImages, StagingSettings
-from stagectl.sandbox import alert_sink
+from stagectl.sandbox import alert_sink, mail_sink
 from stagectl.sandbox.acme import AcmeServer
 from stagectl.sandbox.archive import SERVER_ARCHIVE_DIR
 from stagectl.sandbox.errors import SandboxEnvironmentError
@@ -43,6 +43,7 @@ from stagectl.vault import (
     fill_missing,
     new_password_file,
     new_vault,
+    random_password,
     read_password_file,
     write_vault,
 )
@@ -258,8 +259,15 @@ def sandbox_staging_settings(domains: Sequence[str] = (), acme: AcmeServer | Non
             provider="letsencrypt", acme_directory=acme.directory, acme_ca_bundle=acme.ca_bundle
         )
     data["monitoring"]["probe_hosts"] = {domain: "host-gateway" for domain in domains}
-    # The receiver the sandbox runs itself (stagectl.sandbox.alert_sink).
-    data["alerting"]["webhook_urls"] = [alert_sink.URL]
+    # The receivers the sandbox runs itself: a webhook (stagectl.sandbox.alert_sink) and a relay
+    # that wants a login over STARTTLS, with a certificate of its own (stagectl.sandbox.mail_sink).
+    data["alerting"].update(
+        webhook_urls=[alert_sink.URL],
+        email_to=f"ops@{SANDBOX_DOMAIN}",
+        smarthost=f"{mail_sink.NAME}:{mail_sink.PORT}",
+        smtp_username=mail_sink.USERNAME,
+        smtp_ca_file=mail_sink.CERTIFICATE,
+    )
     return data
 
 
@@ -285,12 +293,22 @@ def _ensure_vault(root: Path, vault_password_file: Path, names: list[str]) -> bo
     path = root / VAULT
     if path.exists():
         data = decrypt(path, password)
-        if fill_missing(data, names):
+        if fill_missing(data, names) + _relay_password(data):
             write_vault(path, data, password)
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_vault(path, new_vault(names), password)
+    data = new_vault(names)
+    _relay_password(data)
+    write_vault(path, data, password)
     return True
+
+
+def _relay_password(vault: dict[str, Any]) -> list[str]:
+    """The sandbox relay's password (alerting.smtp_username), made once."""
+    if "vault_alerting_smtp_password" in vault:
+        return []
+    vault["vault_alerting_smtp_password"] = random_password()
+    return ["vault_alerting_smtp_password"]
 
 
 def _checked_demo_app(demo_app: Path) -> Path:

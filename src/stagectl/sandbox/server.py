@@ -38,7 +38,7 @@ from filelock import FileLock
 from stagectl import process, sshkeys
 from stagectl.polling import wait_for
 from stagectl.process import Completed
-from stagectl.sandbox import docker_cli
+from stagectl.sandbox import docker_cli, mail_sink
 from stagectl.sandbox.archive import SERVER_ARCHIVE_DIR, default_archive_dir
 from stagectl.sandbox.errors import (
     DockerCommandFailed,
@@ -542,6 +542,8 @@ def _make_ready(
         raise SandboxNotFound(name)
     ports = _published(data)
     _pin_host_keys(name, ports.get(22, 0), state_dir / KNOWN_HOSTS)
+    # Before any deploy: the environment's alerting.smtp_ca_file points at it.
+    mail_sink.write_certificate(name)
     info = _info(data, action, systemd_state=state, failed_units=failed)
     if info.state_dir != state_dir:
         # A container made with another state dir: this call's keys are the ones authorized.
