@@ -160,7 +160,9 @@ def test_secrets_appear_only_in_0600_files(example: Rendered) -> None:
     for name in ("beryl3", "project2"):
         assert f"{name}.django_secret_key" in holders
         assert f"{name}.postgres_password" in holders
-        assert holders[f"{name}.postgres_monitor_password"] == [f"/opt/projects/{name}/config/postgres-exporter.env"]
+        assert holders[f"{name}.postgres_monitor_password"] == [
+            f"/opt/projects/{name}/config/postgres-exporter.env", f"/opt/projects/{name}/config/postgres-monitor.sql"
+        ]
         assert f"{name}.redis_password" in holders
 
 
