@@ -701,6 +701,19 @@ class Fail2ban(Strict):
     )
 
 
+class HttpRateLimit(Strict):
+    """Requests per client address to the public names (the main nginx's limit_req): an address
+    over `rate` a second, after a `burst`, is answered 429 until it slows down."""
+
+    enabled: bool = True
+    rate: Annotated[int, Field(ge=1, le=100000)] = 25
+    burst: Annotated[int, Field(ge=0, le=100000)] = 100
+    ignore_addresses: list[Network] = Field(
+        default_factory=list,
+        description="addresses never limited: an office or a CI behind one NAT address, a load test",
+    )
+
+
 class Security(Strict):
     ssh_port: Port = 22
     public_ports: list[Port] = Field(default_factory=lambda: [22, 80, 443])
@@ -713,6 +726,7 @@ class Security(Strict):
         description="only members log in over SSH; the key login user is made a member",
     )
     fail2ban: Fail2ban = Field(default_factory=Fail2ban)
+    http_rate_limit: HttpRateLimit = Field(default_factory=HttpRateLimit)
 
     @model_validator(mode="after")
     def _ssh_stays_open(self) -> Security:

@@ -1,7 +1,7 @@
 """The public edge on the session's sandbox, as a browser sees it through the published 443
 (127.0.0.1, SNI and Host a project's domain): security headers on every HTTPS answer, each once,
 the app's own values kept where it sends them; uploads that cannot run script on the app's origin;
-TLS as an outside scanner (sslscan) finds it."""
+TLS as an outside scanner (sslscan) finds it; floods from one address answered 429."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import ssl
 import subprocess
 import uuid
 
+from stagectl.environment import load_environment
 from tests.conftest import missing_tool
 from tests.deploy.conftest import Deployed
 from tests.deploy.test_certificates import https_names
@@ -110,3 +111,58 @@ def test_an_outside_scanner_finds_nothing_below_tls_1_2_and_no_weak_cipher(deplo
                                     cipher), (name, cipher)
         assert "Insecure session renegotiation supported" not in scan, scan
         assert "vulnerable to heartbleed" in scan and " is vulnerable to heartbleed" not in scan, scan
+
+
+FLOOD = """
+import http.client, socket, ssl, sys, time
+context = ssl.create_default_context()
+context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+
+
+def connect():
+    conn = http.client.HTTPSConnection(sys.argv[2], 443, context=context, timeout=10)
+    conn.sock = context.wrap_socket(socket.create_connection((sys.argv[1], 443), 10), server_hostname=sys.argv[2])
+    return conn
+
+
+def get(conn):
+    conn.request("GET", "/healthz", headers={"Host": sys.argv[2]})
+    response = conn.getresponse()
+    response.read()
+    return response.status
+
+
+conn, codes, started = connect(), [], time.monotonic()
+for _ in range(int(sys.argv[3])):
+    codes.append(get(conn))
+elapsed = time.monotonic() - started
+time.sleep(float(sys.argv[4]))
+print(elapsed, codes.count(200), codes.count(429), len(codes), get(connect()))
+"""
+
+
+def test_a_flood_from_one_address_is_answered_429_then_let_through_again(deployed: Deployed) -> None:
+    """From a container on the server: an address the sandbox does not exempt (only this machine's
+    tests are, security.http_rate_limit.ignore_addresses), limited as any visitor would be."""
+    settings = load_environment(deployed.root).env.settings
+    limit = settings.security.http_rate_limit
+    nginx = deployed.sh("docker ps --filter label=com.docker.compose.service=nginx "
+                        "--filter label=com.docker.compose.project=shared --format '{{.Names}}'").strip()
+    address = deployed.sh(f"docker inspect --format "
+                          f"'{{{{(index .NetworkSettings.Networks \"monitoring\").IPAddress}}}}' {nginx}").strip()
+    sent = limit.burst + 3 * limit.rate
+    pause = (limit.burst + 1) / limit.rate
+    out = deployed.sh(
+        f"docker run --rm -i --network monitoring {settings.project_defaults.images.python} "
+        f"python - {address} {DOMAIN} {sent} {pause} <<'PY'\n{FLOOD}PY\n",
+        timeout=180,
+    )
+    elapsed, ok, limited, total, after = out.split()
+    assert int(total) == sent and int(ok) + int(limited) == sent, out
+    # Up to the burst at once, then `rate` a second; everything beyond is refused with 429.
+    assert int(limited) > 0, out
+    assert int(ok) <= limit.burst + limit.rate * float(elapsed) + 2, out
+    # Slowed down, the address is served again.
+    assert after == "200", out
+    log = deployed.sh(f"docker logs --since 5m {nginx} 2>&1 | grep -c '\"status\":429' || true")
+    assert int(log.strip()) >= int(limited)

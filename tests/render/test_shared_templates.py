@@ -622,6 +622,23 @@ def test_every_answer_of_the_main_nginx_gets_the_security_headers(rendered: Rend
         assert "add_header" not in rendered.shared_text(f"nginx/config/conf.d/{conf}"), conf
 
 
+def test_every_https_server_limits_requests_per_address(rendered: Rendered) -> None:
+    main = rendered.shared_text("nginx/config/nginx.conf")
+    limit = rendered.stagectl["security"]["http_rate_limit"]
+    assert (f"limit_req_zone $stagectl_rate_limit_key zone=stagectl_per_address:10m rate={limit['rate']}r/s;"
+            in main)
+    assert "limit_req_status 429;" in main
+    for conf in ("monitoring.conf", "projects.conf"):
+        text = rendered.shared_text(f"nginx/config/conf.d/{conf}")
+        assert text.count(f"limit_req zone=stagectl_per_address burst={limit['burst']} nodelay;") == (
+            text.count("listen 443 ssl;")), conf
+        # Port 80 serves ACME challenges and redirects: never limited (Let's Encrypt validates
+        # from several addresses at once).
+        for server in text.split("server {")[1:]:
+            if "listen 80;" in server:
+                assert "limit_req" not in server
+
+
 @pytest.mark.validators
 def test_nginx_t_accepts_the_configuration(rendered: Rendered) -> None:
     found = nginx.tree_for(rendered.root, f"{SHARED}/nginx/config/nginx.conf")

@@ -197,10 +197,11 @@ DOCKER_ADDRESS_POOL = "172.16.0.0/12"
 
 
 def sandbox_global_settings(
-    builder: ImageBuilder, preload_archives: Sequence[str]
+    builder: ImageBuilder, preload_archives: Sequence[str], host_addresses: Sequence[str] = ()
 ) -> tuple[dict[str, Any], tuple[DisabledComponent, ...], dict[str, str]]:
     """group_vars/all.yml: the model's defaults, images swapped for stand-ins, services without one
-    disabled. Returns the data, what was disabled, and official -> stand-in."""
+    disabled; `host_addresses` (this machine, as the server sees it) never rate-limited. Returns
+    the data, what was disabled, and official -> stand-in."""
     data = GlobalSettings().model_dump(exclude_none=True)
     disabled: list[DisabledComponent] = []
     images: dict[str, str] = {}
@@ -229,6 +230,9 @@ def sandbox_global_settings(
     # from one address: neither ufw's rate limit nor fail2ban may shut them out.
     data["security"]["ssh_rate_limit"] = False
     data["security"]["fail2ban"]["ignore_addresses"] = [DOCKER_ADDRESS_POOL]
+    # The load the release tests send comes from this machine alone; any other address, a
+    # container on the server included, is limited as on a real server.
+    data["security"]["http_rate_limit"]["ignore_addresses"] = [f"{address}/32" for address in host_addresses]
     # The test bed reaches PyPI only through the machine's CA bundle: the app build
     # gets it as a build secret, never baked into an image.
     if TESTBED_CA_BUNDLE.is_file():
@@ -364,7 +368,7 @@ def write_sandbox_environment(
     builder = builder or ImageBuilder(out=lambda _line: None)
 
     inventory = sandbox_inventory(info, app)
-    all_vars, disabled, images = sandbox_global_settings(builder, preload_archives)
+    all_vars, disabled, images = sandbox_global_settings(builder, preload_archives, info.host_addresses)
     names = [p["name"] for p in inventory["staging"]["vars"]["projects"]]
     vault_created = _ensure_vault(root, vault_password_file, names)
 

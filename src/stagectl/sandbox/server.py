@@ -101,6 +101,9 @@ class SandboxInfo:
     known_hosts: Path
     volume: str
     archive_dir: Path
+    #: This machine's addresses on the server's Docker networks (their gateways): where the
+    #: machine's tools and tests come from, as the server's nginx sees them.
+    host_addresses: tuple[str, ...] = ()
     #: The named volumes on the server's data directories (DATA_MOUNTS), in that order.
     data_volumes: tuple[str, ...] = ()
     #: What the call that returned this did.
@@ -309,6 +312,11 @@ def _container_ip(data: dict[str, Any]) -> str:
     return str(data["NetworkSettings"].get("IPAddress") or "")
 
 
+def _gateways(data: dict[str, Any]) -> tuple[str, ...]:
+    networks = data["NetworkSettings"].get("Networks") or {}
+    return tuple(sorted({str(n["Gateway"]) for n in networks.values() if n.get("Gateway")}))
+
+
 def _info(data: dict[str, Any], action: Action, **extra: Any) -> SandboxInfo:
     labels = data["Config"].get("Labels") or {}
     name = data["Name"].lstrip("/")
@@ -323,6 +331,7 @@ def _info(data: dict[str, Any], action: Action, **extra: Any) -> SandboxInfo:
         http_port=ports.get(80, 0),
         https_port=ports.get(443, 0),
         container_ip=_container_ip(data),
+        host_addresses=_gateways(data),
         state_dir=state_dir,
         root_key=state_dir / ROOT_KEY,
         ansible_key=state_dir / ANSIBLE_KEY,
