@@ -8,6 +8,7 @@ The TLS handshakes go to the sandbox's HTTPS port on 127.0.0.1 with each name as
 
 from __future__ import annotations
 
+import datetime
 import re
 import socket
 import ssl
@@ -146,6 +147,29 @@ def test_forced_renewal_replaces_the_certificate_nginx_serves(deployed: Deployed
     code, output = certs_cli(deployed, "renew", "--name", name)
     assert code == 0 and f"sandbox: {name}: not due yet" in output, output
     assert served(deployed, name, pebble_root).serial_number == after.serial_number
+
+
+def test_a_certificate_close_to_expiry_is_renewed_without_force(deployed: Deployed, pebble_root: str) -> None:
+    """certbot, not stagectl, decides what is due: a certificate whose expiry is nearer than its
+    lineage's renew_before_expiry. Pebble's certificates last years, so the window is widened
+    past this one's expiry instead of waiting for it."""
+    name = "project2.sandbox.test"
+    before = served(deployed, name, pebble_root)
+    days_left = (before.not_valid_after_utc - datetime.datetime.now(datetime.UTC)).days
+    conf = f"/etc/letsencrypt/renewal/{name}.conf"
+    deployed.sh(f"cp -p {conf} /root/renewal.conf.kept; sed -i '/^renew_before_expiry/d' {conf}; "
+                f"sed -i '1i renew_before_expiry = {days_left + 1} days' {conf}")
+    try:
+        code, output = certs_cli(deployed, "renew", "--name", name)
+    finally:
+        deployed.sh(f"cp -p /root/renewal.conf.kept {conf}")
+    assert code == 0 and f"sandbox: {name}: renewed, nginx reloaded" in output, output
+    after = served(deployed, name, pebble_root)
+    assert after.serial_number != before.serial_number
+    assert after.serial_number == on_disk(deployed, name).serial_number
+    # With certbot's own window again (30 days), the new certificate is not due.
+    code, output = certs_cli(deployed, "renew", "--name", name)
+    assert code == 0 and f"sandbox: {name}: not due yet" in output, output
 
 
 def test_a_refused_renewal_names_the_domain_and_keeps_the_certificate_serving(
