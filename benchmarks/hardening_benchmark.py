@@ -4,6 +4,9 @@ suggestions that keep it down.
     .venv/bin/python benchmarks/hardening_benchmark.py                 # a new sandbox, deployed, removed after
     .venv/bin/python benchmarks/hardening_benchmark.py --sandbox NAME  # a sandbox already deployed
 
+A new sandbox is audited twice: after `deploy`, and after `stagectl upgrade` (the packages its
+image left behind upgraded, as a real server's would be).
+
 Needs a Docker engine (scripts/testbed-setup.sh docker). Lynis (Debian's package) is installed on
 the sandbox server it audits, never on a real server. Prints figures; asserts nothing. Talks only
 to the sandbox (through `docker exec`) and Debian's mirror from inside it.
@@ -18,6 +21,8 @@ import sys
 import time
 import uuid
 from pathlib import Path
+
+from stagectl.sandbox.server import default_state_dir
 
 STAGECTL = Path(sys.executable).parent / "stagectl"
 
@@ -58,6 +63,12 @@ def main() -> None:
         subprocess.run([str(STAGECTL), "sandbox", "up", "--deploy", "--name", name, "--ssh-port", "0",
                         "--http-port", "0", "--https-port", "0"], check=True, timeout=3600)
         print(f"sandbox up --deploy: {time.monotonic() - started:.1f}s")
+        audit(name)
+        state = default_state_dir(name)
+        started = time.monotonic()
+        subprocess.run([str(STAGECTL), "upgrade", "--env", str(state / "environment"),
+                        "--vault-password-file", str(state / "vault-pass")], check=True, timeout=3600)
+        print(f"stagectl upgrade: {time.monotonic() - started:.1f}s")
         audit(name)
     finally:
         subprocess.run([str(STAGECTL), "sandbox", "down", "--name", name, "--remove-data"],

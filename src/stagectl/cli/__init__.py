@@ -25,6 +25,7 @@ from stagectl.cli import (
     sandbox,
     secrets,
     status,
+    upgrade,
 )
 from stagectl.cli.common import ErrorHandlingGroup
 from stagectl.errors import Interrupted
@@ -45,6 +46,7 @@ app.command()(dns.dns)
 app.add_typer(project.app, name="project")
 app.add_typer(backup.app, name="backup")
 app.add_typer(certs.app, name="certs")
+app.command()(upgrade.upgrade)
 
 
 def _raise_interrupted(signum: int, _frame: object) -> None:

@@ -1,0 +1,40 @@
+"""`stagectl upgrade` on the session's sandbox: every project backed up first, the OS packages
+upgraded from Debian's archive (whatever it has for the sandbox's release today), a deploy, the
+health checked after; a second upgrade finds nothing to do and changes nothing."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from stagectl.cli import app
+from stagectl.upgrade import run_upgrade
+from tests.conftest import show_figure
+from tests.deploy.conftest import Deployed
+
+runner = CliRunner()
+
+
+def test_upgrade_backs_up_upgrades_deploys_and_checks_then_changes_nothing(
+    deployed: Deployed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    umask = deployed.sh("grep -E '^UMASK' /etc/login.defs")
+    first = run_upgrade(deployed.root, deployed.vault_password_file)
+    assert first.backups.ok and {t.project for t in first.backups.tools} == {"beryl3", "project2", "shared"}
+    [host] = first.hosts
+    assert host.error == "" and not host.rebooted
+    assert first.deploy is not None and first.deploy.run.ok
+    assert first.healthy and first.ok, first.status
+    # A package's new configuration file never replaces one stagectl (or the operator) changed.
+    assert deployed.sh("grep -E '^UMASK' /etc/login.defs") == umask
+    show_figure(capsys, f"upgrade: {len(host.packages)} packages in {first.seconds:.1f}s")
+
+    args = ["upgrade", "--env", str(deployed.root), "--vault-password-file", str(deployed.vault_password_file)]
+    second = runner.invoke(app, args)
+    assert second.exit_code == 0, second.output
+    assert "sandbox: 0 packages upgraded" in second.output
+    assert "every stack and target healthy" in second.output
+    # The deploy's summary row: host, ok, changed, failed, unreachable, skipped.
+    row = next(line for line in second.output.splitlines() if line.startswith("│ sandbox"))
+    cells = [cell.strip() for cell in row.split("│")[1:-1]]
+    assert cells[2:4] == ["0", "0"], row
