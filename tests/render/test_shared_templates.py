@@ -215,6 +215,15 @@ def test_compose_hardening_choices(example: Rendered) -> None:
                 assert volume.endswith(":ro") and volume.split(":")[0].endswith("/config"), (name, volume)
 
 
+def test_services_that_need_no_privilege_get_none(rendered: Rendered) -> None:
+    services = rendered.shared_yaml("docker-compose.yml")["services"]
+    for name in ("prometheus", "alertmanager", "node-exporter", "blackbox-exporter", "nginx-edge-exporter"):
+        service = services[name]
+        assert service["cap_drop"] == ["ALL"] and service["read_only"] is True, name
+        assert 0 < service["pids_limit"] <= 1024, name
+        assert "no-new-privileges:true" in service["security_opt"], name
+
+
 def test_compose_nginx_mounts_nothing_of_a_project(rendered: Rendered) -> None:
     """A project added or removed must not change the main nginx's container (Compose would
     recreate it, dropping every project's connections): its challenges go to the project's nginx."""
