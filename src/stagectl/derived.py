@@ -322,7 +322,7 @@ def derive(env: Environment) -> Derived:
         server_domain=domain,
         hosts=sorted(env.inventory.staging.hosts),
         paths=settings.paths,
-        networks={"monitoring": "monitoring", "projects": "projects"},
+        networks={"monitoring": "monitoring", "projects": "projects", "shared": "shared"},
         shared=settings.shared_services,
         monitoring_domains=monitoring_domains,
         django=env.staging.django,

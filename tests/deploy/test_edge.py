@@ -149,11 +149,11 @@ def test_a_flood_from_one_address_is_answered_429_then_let_through_again(deploye
     nginx = deployed.sh("docker ps --filter label=com.docker.compose.service=nginx "
                         "--filter label=com.docker.compose.project=shared --format '{{.Names}}'").strip()
     address = deployed.sh(f"docker inspect --format "
-                          f"'{{{{(index .NetworkSettings.Networks \"monitoring\").IPAddress}}}}' {nginx}").strip()
+                          f"'{{{{(index .NetworkSettings.Networks \"projects\").IPAddress}}}}' {nginx}").strip()
     sent = limit.burst + 3 * limit.rate
     pause = (limit.burst + 1) / limit.rate
     out = deployed.sh(
-        f"docker run --rm -i --network monitoring {settings.project_defaults.images.python} "
+        f"docker run --rm -i --network projects {settings.project_defaults.images.python} "
         f"python - {address} {DOMAIN} {sent} {pause} <<'PY'\n{FLOOD}PY\n",
         timeout=180,
     )

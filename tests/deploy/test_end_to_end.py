@@ -133,6 +133,36 @@ def test_the_database_exporter_logs_in_with_a_read_only_role(deployed: Deployed,
     assert [sample["value"][1] for sample in up] == ["1"]
 
 
+def test_a_projects_app_cannot_reach_the_shared_stacks_backends(deployed: Deployed) -> None:
+    """Alertmanager (which can silence alerts), Loki, Alloy, cAdvisor and the host's exporters
+    answer without credentials: they are on the shared stack's own network, which no project
+    container joins. Probed by address too, not only by name."""
+    probe = (
+        "import socket, sys\n"
+        "for target in sys.argv[1:]:\n"
+        "    host, port = target.rsplit(':', 1)\n"
+        "    try:\n"
+        "        socket.create_connection((host, int(port)), 3).close()\n"
+        "        print(target, 'open')\n"
+        "    except OSError:\n"
+        "        print(target, 'closed')\n"
+    )
+    backends = {"alertmanager": 9093, "node-exporter": 9100, "blackbox-exporter": 9115,
+                "nginx-edge-exporter": 9113}
+    targets = []
+    for service, port in backends.items():
+        address = deployed.sh(
+            f"docker inspect --format '{{{{(index .NetworkSettings.Networks \"shared\").IPAddress}}}}' "
+            f"shared-{service}-1").strip()
+        targets += [f"{address}:{port}", f"{service}:{port}"]
+    # The positive control: Prometheus (basic auth on everything) scrapes the app from `monitoring`.
+    targets.append("prometheus:9090")
+    out = deployed.sh(f"docker exec -i beryl3-django python - {' '.join(targets)} <<'PY'\n{probe}PY\n")
+    answers = dict(line.split() for line in out.splitlines())
+    assert answers.pop("prometheus:9090") == "open"
+    assert set(answers.values()) == {"closed"}, answers
+
+
 def test_every_prometheus_target_is_up(deployed: Deployed) -> None:
     deadline = time.monotonic() + 180
     while True:

@@ -1,7 +1,7 @@
 """A webhook receiver inside the sandbox, so that alerts can be followed to their end.
 
 The sandbox environment points `alerting.webhook_urls` at it; it runs as a plain container on the
-sandbox's `monitoring` network (not part of any stack stagectl deploys), answers every POST with
+sandbox's `shared` network (Alertmanager's) (not part of any stack stagectl deploys), answers every POST with
 200 and prints each notification as one JSON line, which `received()` reads back from its logs.
 Nothing leaves the sandbox.
 """
@@ -17,7 +17,7 @@ from stagectl.sandbox.errors import DockerCommandFailed, SandboxError
 NAME = "stagectl-alert-sink"
 PORT = 9099
 URL = f"http://{NAME}:{PORT}/alerts"
-NETWORK = "monitoring"
+NETWORK = "shared"
 
 # Runs with the Python of the project base image (its stand-in in the sandbox): no extra image.
 _SERVER = f"PORT = {PORT}\n" + """

@@ -3,7 +3,7 @@ followed to its end the way it works with a provider's relay.
 
 The sandbox environment points `alerting.smarthost` at it, with `alerting.smtp_username`, the
 password in the vault and `alerting.smtp_ca_file` at its certificate. It runs as a plain
-container on the sandbox's `monitoring` network (not part of any stack stagectl deploys),
+container on the sandbox's `shared` network (Alertmanager's) (not part of any stack stagectl deploys),
 refuses mail before STARTTLS and a login, checks the password against the file the deploy
 wrote for Alertmanager, and prints each mail it accepts as one JSON line, which `received()`
 reads back from its logs. Nothing is relayed further.
@@ -21,7 +21,7 @@ from stagectl.tlscerts import self_signed
 NAME = "stagectl-mail-sink"
 PORT = 587
 USERNAME = "alerts"
-NETWORK = "monitoring"
+NETWORK = "shared"
 #: On the sandbox server: the relay's certificate (also the CA Alertmanager checks it against)
 #: and key, written when the server starts, before any deploy reads `alerting.smtp_ca_file`.
 DIRECTORY = "/etc/stagectl-sandbox/mail-sink"
