@@ -12,7 +12,6 @@ import json
 from typing import Any
 
 from stagectl.sandbox import docker_cli
-from stagectl.sandbox.errors import DockerCommandFailed, SandboxError
 
 NAME = "stagectl-alert-sink"
 PORT = 9099
@@ -42,15 +41,7 @@ http.server.ThreadingHTTPServer(("", PORT), Sink).serve_forever()
 
 
 def _docker(sandbox: str, *args: str, check: bool = True) -> str:
-    try:
-        return docker_cli.in_server(sandbox, *args, check=check)
-    except DockerCommandFailed as exc:
-        if f"No such container: {NAME}" in exc.stderr:
-            raise SandboxError(
-                f"the alert receiver of sandbox '{sandbox}' is not running",
-                hint="it starts with `stagectl sandbox up --deploy`",
-            ) from None
-        raise
+    return docker_cli.in_helper(sandbox, NAME, "alert receiver", *args, check=check)
 
 
 def start(sandbox: str, image: str) -> None:

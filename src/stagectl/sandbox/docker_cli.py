@@ -78,3 +78,17 @@ def in_server(server: str, *args: str, check: bool = True, timeout: float = 60.0
             raise SandboxError(f"no sandbox named '{server}' is running", hint="start one: `stagectl sandbox up --deploy`")
         raise DockerCommandFailed(list(args), proc.returncode, proc.stderr, hint=f"in sandbox {server}")
     return proc.stdout
+
+
+def in_helper(server: str, container: str, what: str, *args: str, check: bool = True) -> str:
+    """`docker ARGS` about CONTAINER, one of the sandbox's own helpers (WHAT names it for the
+    user) inside SERVER: like `in_server`, but a helper that is not there is said in words."""
+    try:
+        return in_server(server, *args, check=check)
+    except DockerCommandFailed as exc:
+        if f"No such container: {container}" in exc.stderr:
+            raise SandboxError(
+                f"the {what} of sandbox '{server}' is not running",
+                hint="it starts with `stagectl sandbox up --deploy`",
+            ) from None
+        raise

@@ -15,7 +15,6 @@ import json
 from typing import Any
 
 from stagectl.sandbox import docker_cli
-from stagectl.sandbox.errors import DockerCommandFailed, SandboxError
 from stagectl.tlscerts import self_signed
 
 NAME = "stagectl-mail-sink"
@@ -150,17 +149,8 @@ def start(sandbox: str, image: str) -> None:
 
 def received(sandbox: str) -> list[dict[str, Any]]:
     """Every mail the relay accepted, oldest first: {received_at, tls, user, from, to, subject}."""
-    try:
-        logs = docker_cli.in_server(sandbox, "logs", NAME)
-    except DockerCommandFailed as exc:
-        if f"No such container: {NAME}" in exc.stderr:
-            raise SandboxError(
-                f"the mail relay of sandbox '{sandbox}' is not running",
-                hint="it starts with `stagectl sandbox up --deploy`",
-            ) from None
-        raise
     out = []
-    for line in logs.splitlines():
+    for line in docker_cli.in_helper(sandbox, NAME, "mail relay", "logs", NAME).splitlines():
         try:
             out.append(json.loads(line))
         except ValueError:
