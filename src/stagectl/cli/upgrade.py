@@ -12,7 +12,6 @@ from rich.markup import escape
 
 from stagectl.cli.backup import print_tool_runs
 from stagectl.cli.common import EnvDir, VaultFile, console, print_run, vault_file
-from stagectl.runner import ProgressCallback
 
 if TYPE_CHECKING:
     from stagectl.upgrade import HostUpgrade
@@ -38,9 +37,8 @@ def upgrade(
         def step(name: str) -> None:
             out.print(f"upgrade: {name}", markup=False)
 
-        on_progress: ProgressCallback = progress
         report = upgrade_mod.run_upgrade(env, vault_file(env, vault_password_file), reboot=reboot,
-                                         on_progress=on_progress, on_step=step)
+                                         on_progress=progress, on_step=step)
     print_tool_runs(out, report.backups, "backup")
     if not report.backups.ok:
         out.print("[bold red]upgrade stopped[/]: the backup failed, nothing was upgraded", markup=True)
@@ -80,7 +78,7 @@ def _print_hosts(out: Console, hosts: list[HostUpgrade]) -> None:
             out.print(f"  {package}", markup=False)
         if host.rebooted:
             out.print(f"{host.host}: rebooted ({'; '.join(host.reboot_reasons)})", markup=False)
-        elif host.reboot_reasons:
+        elif host.reboot_due:
             out.print(f"[bold yellow]{host.host}: a reboot is due[/] ({escape('; '.join(host.reboot_reasons))}): "
                       "run `stagectl upgrade --reboot`", markup=True)
         else:
