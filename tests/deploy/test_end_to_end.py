@@ -213,8 +213,10 @@ def test_ssh_forwards_only_to_the_server_and_the_host_is_hardened(deployed: Depl
                            capture_output=True, text=True, timeout=30, check=False)
     assert local.stdout.startswith("SSH-2.0-"), local.stderr
     # A remote forward, which would publish a port of the operator's machine on the server, is refused.
+    # stdin never pytest's own: ssh leaves its stdin non-blocking when it dies of a refused
+    # forward, and every later ansible-playbook sharing that stdin would refuse to start.
     remote = subprocess.run([*base, "-R", "127.0.0.1:0:127.0.0.1:9", "ansible@127.0.0.1", "true"],
-                            capture_output=True, text=True, timeout=30, check=False)
+                            input="", capture_output=True, text=True, timeout=30, check=False)
     assert remote.returncode != 0 and "remote port forwarding failed" in remote.stderr
     config = deployed.sh("sshd -T")
     for line in ("allowagentforwarding no", "x11forwarding no", "maxsessions 4", "loglevel VERBOSE"):
@@ -224,7 +226,7 @@ def test_ssh_forwards_only_to_the_server_and_the_host_is_hardened(deployed: Depl
     assert "install /bin/false" in deployed.sh("modprobe --show-depends sctp 2>&1 || true")
     sysctl = deployed.sh("cat /etc/sysctl.d/60-stagectl-hardening.conf")
     assert "fs.protected_symlinks = 1" in sysctl and "forwarding" not in sysctl
-    assert "UMASK 027" in deployed.sh("grep -E '^UMASK' /etc/login.defs")
+    assert "SHA_CRYPT_MIN_ROUNDS 10000" in deployed.sh("grep -E '^SHA_CRYPT' /etc/login.defs")
 
 
 def test_files_on_the_server_are_what_plan_renders(deployed: Deployed, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ runner = CliRunner()
 def test_upgrade_backs_up_upgrades_deploys_and_checks_then_changes_nothing(
     deployed: Deployed, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    umask = deployed.sh("grep -E '^UMASK' /etc/login.defs")
+    rounds = deployed.sh("grep -E '^SHA_CRYPT' /etc/login.defs")
     first = run_upgrade(deployed.root, deployed.vault_password_file)
     assert first.backups.ok and {t.project for t in first.backups.tools} == {"beryl3", "project2", "shared"}
     [host] = first.hosts
@@ -26,7 +26,7 @@ def test_upgrade_backs_up_upgrades_deploys_and_checks_then_changes_nothing(
     assert first.deploy is not None and first.deploy.run.ok
     assert first.healthy and first.ok, first.status
     # A package's new configuration file never replaces one stagectl (or the operator) changed.
-    assert deployed.sh("grep -E '^UMASK' /etc/login.defs") == umask
+    assert deployed.sh("grep -E '^SHA_CRYPT' /etc/login.defs") == rounds
     show_figure(capsys, f"upgrade: {len(host.packages)} packages in {first.seconds:.1f}s")
 
     args = ["upgrade", "--env", str(deployed.root), "--vault-password-file", str(deployed.vault_password_file)]

@@ -71,6 +71,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("certs renew",
      ["certs", "renew", "--name", "nope.example.org", "--env", "ENV", "--vault-password-file", "KEY"],
      "nope.example.org: not a public name of this server"),
+    ("upgrade", ["upgrade", "--env", "MISSING", "--vault-password-file", "KEY"], MISSING_ENV),
     ("sandbox up", ["sandbox", "up", "--demo-app", "MISSING"], "no Django app at"),
     ("sandbox status", ["sandbox", "status", "--name", "bad/name"], "'bad/name' is not a valid sandbox name"),
     ("sandbox down", ["sandbox", "down", "--name", "bad/name"], "'bad/name' is not a valid sandbox name"),
