@@ -122,7 +122,12 @@ socketserver.ThreadingTCPServer(("", PORT), Session).serve_forever()
 
 
 def write_certificate(server: str) -> None:
-    """The relay's certificate and key on the sandbox server (a new pair at every start)."""
+    """The relay's certificate and key on the sandbox server, made once: a running relay keeps the
+    pair it started with, so a new one at a later start (a reboot) would make Alertmanager, which
+    reads the file at each e-mail, refuse the relay's certificate."""
+    have = docker_cli.run("exec", server, "test", "-s", _KEY, "-a", "-s", CERTIFICATE, check=False)
+    if have.returncode == 0:
+        return
     pair = self_signed(NAME, days=3650)
     docker_cli.run(
         "exec", "-i", server, "sh", "-c",
