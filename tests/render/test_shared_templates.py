@@ -166,8 +166,8 @@ def test_compose_services_follow_the_model(rendered: Rendered) -> None:
         assert "network_mode" not in service and not service.get("privileged"), name
         ports = service.get("ports", [])
         # Of this stack, only Prometheus is on the network the projects' containers share.
-        assert service["networks"] == {"nginx": ["projects", "shared"], "prometheus": ["monitoring", "shared"]}.get(
-            name, ["shared"]), name
+        assert service["networks"] == {"nginx": ["projects", "shared"], "prometheus": ["monitoring", "shared"],
+                                       "blackbox-exporter": ["shared", "projects"]}.get(name, ["shared"]), name
         if name == "nginx":
             assert ports == ["80:80", "443:443"]
         elif shared[key]["published"]:
