@@ -30,6 +30,19 @@ def _validator_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]
         yield directory
 
 
+@pytest.fixture(autouse=True)
+def _stdin_stays_blocking() -> Iterator[None]:
+    """The session's stdin is shared with every program a test starts that is not given one of
+    its own. ssh leaves it non-blocking when it dies (a refused forward), and ansible-playbook
+    then refuses to start in every later test: one test's slip must not fail the rest."""
+    yield
+    try:
+        if not os.get_blocking(0):
+            os.set_blocking(0, True)
+    except OSError:  # no stdin at all
+        pass
+
+
 @dataclass(frozen=True)
 class EnvFixture:
     root: Path
