@@ -159,9 +159,14 @@ class ProjectView(View):
     #: Where the app's web process listens inside its container (nginx and the probes go there).
     app_port: int
     #: Exporter service -> the port it listens on inside its container (the shared Prometheus
-    #: scrapes it there, by container name, on the monitoring network).
+    #: scrapes it there, by container name, on the project's metrics network).
     exporter_ports: dict[str, int]
+    #: The project's own network: every container of its stack.
     network: str
+    #: Only what Prometheus scrapes (the app server, the exporters) and Prometheus itself: no
+    #: project container shares a network with another project's, nor with the shared stack's
+    #: back-ends. Underscore: project names have none, so it never names another project's network.
+    metrics_network: str
     ports: ProjectPorts
     database: Database
     redis_maxmemory: str
@@ -269,6 +274,7 @@ def project_view(env: Environment, project: Project) -> ProjectView:
         app_port=APP_PORT,
         exporter_ports=dict(EXPORTER_PORTS),
         network=project.name,
+        metrics_network=f"{project.name}_metrics",
         ports=project.ports,
         database=Database(
             name=f"{ident}_{environment_name.replace('-', '_')}",
@@ -322,7 +328,7 @@ def derive(env: Environment) -> Derived:
         server_domain=domain,
         hosts=sorted(env.inventory.staging.hosts),
         paths=settings.paths,
-        networks={"monitoring": "monitoring", "projects": "projects", "shared": "shared"},
+        networks={"projects": "projects", "shared": "shared"},
         shared=settings.shared_services,
         monitoring_domains=monitoring_domains,
         django=env.staging.django,

@@ -13,7 +13,7 @@ from stagectl.environment import ALL_VARS, INVENTORY
 
 #: Compose service names of the shared stack where they are not the setting's key with '-'.
 #: nginx_exporter is "nginx-edge-exporter" so that it does not share a DNS alias with the
-#: projects' own nginx-exporter services on the monitoring network.
+#: projects' own nginx-exporter services on the metrics networks Prometheus joins.
 SHARED_SERVICE_NAMES = {"nginx_exporter": "nginx-edge-exporter"}
 
 

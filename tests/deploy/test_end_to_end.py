@@ -133,10 +133,11 @@ def test_the_database_exporter_logs_in_with_a_read_only_role(deployed: Deployed,
     assert [sample["value"][1] for sample in up] == ["1"]
 
 
-def test_a_projects_app_cannot_reach_the_shared_stacks_backends(deployed: Deployed) -> None:
+def test_a_projects_app_cannot_reach_the_shared_backends_nor_another_project(deployed: Deployed) -> None:
     """Alertmanager (which can silence alerts), Loki, Alloy, cAdvisor and the host's exporters
     answer without credentials: they are on the shared stack's own network, which no project
-    container joins. Probed by address too, not only by name."""
+    container joins. Another project's exporters and app server are on that project's metrics
+    network, shared with Prometheus alone. Probed by address too, not only by name."""
     probe = (
         "import socket, sys\n"
         "for target in sys.argv[1:]:\n"
@@ -155,11 +156,20 @@ def test_a_projects_app_cannot_reach_the_shared_stacks_backends(deployed: Deploy
             f"docker inspect --format '{{{{(index .NetworkSettings.Networks \"shared\").IPAddress}}}}' "
             f"shared-{service}-1").strip()
         targets += [f"{address}:{port}", f"{service}:{port}"]
-    # The positive control: Prometheus (basic auth on everything) scrapes the app from `monitoring`.
-    targets.append("prometheus:9090")
+    neighbours = {"project2-django": 8000, "project2-postgres-exporter": 9187,
+                  "project2-redis-exporter": 9121, "project2-nginx-exporter": 9113}
+    for container, port in neighbours.items():
+        address = deployed.sh(
+            f"docker inspect --format '{{{{(index .NetworkSettings.Networks \"project2_metrics\").IPAddress}}}}' "
+            f"{container}").strip()
+        targets += [f"{address}:{port}", f"{container}:{port}"]
+    # The positive controls: Prometheus (basic auth on everything) scrapes the app on the
+    # project's metrics network, where its own exporters are too.
+    targets += ["prometheus:9090", "beryl3-postgres-exporter:9187"]
     out = deployed.sh(f"docker exec -i beryl3-django python - {' '.join(targets)} <<'PY'\n{probe}PY\n")
     answers = dict(line.split() for line in out.splitlines())
     assert answers.pop("prometheus:9090") == "open"
+    assert answers.pop("beryl3-postgres-exporter:9187") == "open"
     assert set(answers.values()) == {"closed"}, answers
 
 

@@ -61,8 +61,9 @@ def test_add_deploy_and_remove_a_third_project(deployed: Deployed, capsys: pytes
         others = {name: cid for name, cid in before.items() if name.startswith(tuple(f"{p}-" for p in PROJECTS))}
         assert others and {name: after.get(name) for name in others} == others, "other projects' containers kept"
         # The shared stack is Compose project `shared`: its Prometheus is shared-prometheus-1.
+        # It joins the new project's metrics network, which Compose does only by recreating it.
         prometheus = next(name for name in before if name.startswith("shared-prometheus"))
-        assert after[prometheus] == before[prometheus], "Prometheus reloaded, not recreated"
+        assert f"{NEW}_metrics" in prometheus_networks(deployed, prometheus)
         # Recreating the main nginx would drop every project's connections.
         main_nginx = "shared-nginx-1"
         assert after[main_nginx] == before[main_nginx], "main nginx reloaded, not recreated"
@@ -88,6 +89,9 @@ def test_add_deploy_and_remove_a_third_project(deployed: Deployed, capsys: pytes
                  on_timeout=lambda: AssertionError(f"Prometheus still scrapes {NEW} 60 s after its removal"))
         for project in PROJECTS:
             assert https(deployed, f"{project}.sandbox.test", "/healthz")[0] == 200
+        # Its metrics network goes with it, Prometheus having left it.
+        assert f"{NEW}_metrics" not in deployed.sh("docker network ls --format '{{.Name}}'").split()
+        assert prometheus_networks(deployed, prometheus) == {"shared", *(f"{p}_metrics" for p in PROJECTS)}
         assert {name: container_ids(deployed).get(name) for name in others} == others
         assert container_ids(deployed)[main_nginx] == before[main_nginx], "main nginx kept on removal"
     finally:
@@ -95,6 +99,13 @@ def test_add_deploy_and_remove_a_third_project(deployed: Deployed, capsys: pytes
         # one expect the example's two projects only.
         if f"name: {NEW}\n" in deployed.root.joinpath("inventory/staging.yml").read_text():
             runner.invoke(app, ["project", "remove", NEW, "--yes", *env])
+
+
+def prometheus_networks(deployed: Deployed, container: str) -> set[str]:
+    """The networks the shared Prometheus is on."""
+    listing = deployed.sh(
+        f"docker inspect --format '{{{{range $name, $_ := .NetworkSettings.Networks}}}}{{{{$name}}}} {{{{end}}}}' {container}")
+    return set(listing.split())
 
 
 def _a_failed_build_says_why_and_the_release_keeps_serving(deployed: Deployed, name: str) -> None:

@@ -567,7 +567,7 @@ def test_recorded_targets_report_down_ones_with_last_error(expect: Expectations)
         'django beryl3-django:8000: Get "http://beryl3-django:8000/metrics": dial tcp: '
         "lookup beryl3-django on 127.0.0.11:53: no such host"
     ) in targets.detail
-    assert "not running or not on the monitoring network" in targets.fix
+    assert "not running or not on the network Prometheus shares with it" in targets.fix
     assert "docker logs --tail 50 project2-postgres-exporter" in targets.fix
     assert "docker compose -p shared logs --tail 50 nginx-edge-exporter" in targets.fix
 

@@ -243,14 +243,20 @@ def test_compose_networks(example: Rendered, name: str) -> None:
     compose = example.compose(name)
     services = compose["services"]
     assert compose["networks"]["project"] == {"name": name, "driver": "bridge"}
-    assert compose["networks"]["monitoring"] == {"name": "monitoring", "external": True}
+    assert compose["networks"]["metrics"] == {"name": f"{name}_metrics", "external": True}
     assert compose["networks"]["projects"] == {"name": "projects", "external": True}
+    assert set(compose["networks"]) == {"project", "metrics", "projects"}
     assert services["postgres"]["networks"] == ["project"]
     assert services["redis"]["networks"] == ["project"]
-    assert services["django"]["networks"] == ["project", "monitoring"]
+    # Only an app server Prometheus scrapes (its app has a metrics path) joins the metrics network.
+    scraped = example.project(name)["app"]["metrics_path"] is not None
+    assert services["django"]["networks"] == ["project", "metrics"] if scraped else ["project"]
     assert services["nginx"]["networks"] == ["project", "projects"]
     for exporter in ("postgres-exporter", "redis-exporter", "nginx-exporter"):
-        assert services[exporter]["networks"] == ["project", "monitoring"]
+        assert services[exporter]["networks"] == ["project", "metrics"]
+    for app_process in ("worker", "scheduler"):
+        if app_process in services:
+            assert services[app_process]["networks"] == ["project"]
 
 
 @pytest.mark.parametrize("name", ["beryl3", "project2"])
@@ -1254,7 +1260,9 @@ def live_stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
         os.chown(project_dir / sub, 10001, 10001)
     os.chown(project_dir / "config/redis.conf", 999, 999)
     compose_file = project_dir / "docker-compose.yml"
-    networks = {"monitoring": f"{name}-monitoring", "projects": f"{name}-projects"}
+    # The shared `projects` network gets a name of this test's own; the project's metrics
+    # network has one already. Both are external: the test makes them, as the deploy does.
+    networks = {"projects": f"{name}-projects", project["metrics_network"]: project["metrics_network"]}
     text = compose_file.read_text()
     for network, unique in networks.items():
         text = text.replace(f"    name: {network}\n", f"    name: {unique}\n")
@@ -1551,6 +1559,9 @@ def test_prometheus_scrapes_only_apps_with_a_metrics_path(variant: Rendered) -> 
     assert set(groups) == {"project2"}
     assert groups["project2"]["labels"]["__metrics_path__"] == "/prom"
     assert groups["project2"]["targets"] == ["project2-django:8000"]
+    # An app server nobody scrapes stays off the network Prometheus shares with the project.
+    assert variant.compose("beryl3")["services"]["django"]["networks"] == ["project"]
+    assert variant.compose("project2")["services"]["django"]["networks"] == ["project", "metrics"]
     probes = next(job for job in config["scrape_configs"] if job["job_name"] == "blackbox-http")
     targets = [t for g in probes["static_configs"] for t in g["targets"]]
     assert "https://project2.staging.mdubiel.org/up" in targets

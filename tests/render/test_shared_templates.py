@@ -147,10 +147,11 @@ def test_compose_services_follow_the_model(rendered: Rendered) -> None:
     docker = rendered.stagectl["docker"]
     expected = set(SERVICES) | ({"nginx-edge-exporter"} if "nginx_exporter" in shared else set())
     assert set(data["services"]) == expected
+    metrics_networks = [project["metrics_network"] for project in rendered.stagectl["projects"]]
     assert data["networks"] == {
-        "monitoring": {"name": "monitoring", "external": True},
         "projects": {"name": "projects", "external": True},
         "shared": {"name": "shared", "external": True},
+        **{network: {"name": network, "external": True} for network in metrics_networks},
     }
     for name, service in data["services"].items():
         key = SERVICES.get(name, "nginx_exporter")
@@ -165,8 +166,8 @@ def test_compose_services_follow_the_model(rendered: Rendered) -> None:
         assert "healthcheck" in service, name
         assert "network_mode" not in service and not service.get("privileged"), name
         ports = service.get("ports", [])
-        # Of this stack, only Prometheus is on the network the projects' containers share.
-        assert service["networks"] == {"nginx": ["projects", "shared"], "prometheus": ["monitoring", "shared"],
+        # Of this stack, only Prometheus is on the projects' metrics networks.
+        assert service["networks"] == {"nginx": ["projects", "shared"], "prometheus": ["shared", *metrics_networks],
                                        "blackbox-exporter": ["shared", "projects"]}.get(name, ["shared"]), name
         if name == "nginx":
             assert ports == ["80:80", "443:443"]
