@@ -328,7 +328,7 @@ def derive(env: Environment) -> Derived:
         server_domain=domain,
         hosts=sorted(env.inventory.staging.hosts),
         paths=settings.paths,
-        networks={"projects": "projects", "shared": "shared"},
+        networks={"projects": "projects", "shared": "shared", "docker_api": "docker_api"},
         shared=settings.shared_services,
         monitoring_domains=monitoring_domains,
         django=env.staging.django,

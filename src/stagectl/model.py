@@ -521,6 +521,10 @@ class SharedServices(Strict):
             ("alloy", "loki", "alloy ships logs to Loki, which is switched off: switch loki on or alloy off"),
             ("nginx_exporter", "nginx", ("nginx_exporter reads the main nginx's status, which is "
                                          "switched off: switch nginx on or nginx_exporter off")),
+            ("alloy", "docker_api", ("alloy reads the containers and their logs through docker_api, "
+                                     "which is switched off: switch docker_api on or alloy off")),
+            ("cadvisor", "docker_api", ("cadvisor reads the containers through docker_api, which is "
+                                        "switched off: switch docker_api on or cadvisor off")),
         )
         for service, needed, advice in needs:
             if needed is None and not getattr(self, service).enabled:
@@ -550,6 +554,9 @@ class SharedServices(Strict):
     blackbox_exporter: SharedService = _svc("prom/blackbox-exporter:v0.27.0", "64m", 9115)
     nginx_exporter: SharedService = _svc("nginx/nginx-prometheus-exporter:1.4.2", "32m", 9113)
     nginx: SharedService = _svc("nginx:1.28.0", "128m", 80)
+    #: The Docker API, read-only and cut down to what Alloy and cAdvisor call: only this
+    #: service mounts the Docker socket (an nginx of the main nginx's image).
+    docker_api: SharedService = _svc("nginx:1.28.0", "32m", 2375)
 
 
 class ProjectImages(Strict):

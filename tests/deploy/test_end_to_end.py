@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
+from stagectl.environment import ALL_VARS
 from stagectl.render import render_environment
 from tests.deploy.conftest import DEMO_APP, Deployed
 
@@ -21,7 +23,7 @@ pytestmark = pytest.mark.sandbox
 PROJECTS = ("beryl3", "project2")
 # Every port stagectl uses on the server; from outside only SSH, HTTP and HTTPS may answer.
 PUBLIC = {22, 80, 443}
-INTERNAL = {3000, 3100, 5432, 5433, 6379, 6380, 8000, 8001, 8080, 9090, 9093, 9100, 9113, 9115, 9121, 9187}
+INTERNAL = {2375, 3000, 3100, 5432, 5433, 6379, 6380, 8000, 8001, 8080, 9090, 9093, 9100, 9113, 9115, 9121, 9187}
 
 
 def https(deployed: Deployed, host: str, path: str, *, method: str = "GET", data: str | None = None) -> tuple[int, str]:
@@ -171,6 +173,51 @@ def test_a_projects_app_cannot_reach_the_shared_backends_nor_another_project(dep
     assert answers.pop("prometheus:9090") == "open"
     assert answers.pop("beryl3-postgres-exporter:9187") == "open"
     assert set(answers.values()) == {"closed"}, answers
+
+
+def test_only_the_docker_api_proxy_holds_the_socket_and_it_answers_reads_only(deployed: Deployed) -> None:
+    """The deployed proxy, against the sandbox's own Docker engine: what Alloy and cAdvisor call
+    answers, anything that could change a container or read its files is refused, and a
+    project's app cannot reach the proxy at all."""
+    mounts = deployed.sh(
+        "docker ps -q | xargs docker inspect --format '{{.Name}} {{range .Mounts}}{{.Source}} {{end}}'")
+    holders = {line.split()[0].lstrip("/") for line in mounts.splitlines() if "docker.sock" in line}
+    assert holders == {"shared-docker-api-1"}
+    probe = (
+        "import http.client, sys\n"
+        "for call in sys.argv[1:]:\n"
+        "    method, path = call.split(' ', 1)\n"
+        "    connection = http.client.HTTPConnection('docker-api', 2375, timeout=10)\n"
+        "    connection.request(method, path)\n"
+        "    print(method, path, connection.getresponse().status)\n"
+    )
+    calls = {
+        "GET /_ping": 200, "GET /v1.41/version": 200, "GET /v1.41/info": 200,
+        "GET /v1.41/containers/json": 200, "GET /v1.41/networks": 200,
+        "GET /v1.41/containers/beryl3-django/json": 200,
+        "GET /v1.41/containers/beryl3-django/logs?stdout=1&tail=1": 200,
+        "POST /v1.41/containers/create": 403, "POST /v1.41/containers/beryl3-django/exec": 403,
+        "POST /v1.41/containers/beryl3-django/stop": 403, "DELETE /v1.41/containers/beryl3-django": 403,
+        "GET /v1.41/containers/beryl3-django/archive?path=/etc": 403,
+        "GET /v1.41/containers/beryl3-django/export": 403, "GET /v1.41/images/json": 403,
+        "GET /v1.41/containers/x%2F..%2Fjson": 403, "GET /v1.41/containers/beryl3-django/../json": 403,
+    }
+    python = yaml.safe_load((deployed.root / ALL_VARS).read_text())["project_defaults"]["images"]["python"]
+    arguments = " ".join(f"'{call}'" for call in calls)
+    out = deployed.sh(
+        f"docker run --rm -i --network docker_api {python} python - {arguments} <<'PY'\n{probe}PY\n")
+    answers = {line.rsplit(" ", 1)[0]: int(line.rsplit(" ", 1)[1]) for line in out.splitlines()}
+    assert answers == calls
+    # The refusals are logged, for Loki.
+    assert "POST /v1.41/containers/create" in deployed.sh("docker logs shared-docker-api-1 2>&1")
+    address = deployed.sh(
+        "docker inspect --format '{{(index .NetworkSettings.Networks \"docker_api\").IPAddress}}' "
+        "shared-docker-api-1").strip()
+    reach = deployed.sh(
+        "docker exec beryl3-django python -c \"import socket\n"
+        f"try:\n    socket.create_connection(('{address}', 2375), 3); print('open')\n"
+        "except OSError:\n    print('closed')\"")
+    assert reach.strip() == "closed"
 
 
 def test_every_prometheus_target_is_up(deployed: Deployed) -> None:

@@ -84,6 +84,7 @@ def test_expectations_follow_the_model(expect: Expectations) -> None:
         "blackbox-exporter",
         "nginx-edge-exporter",
         "nginx",
+        "docker-api",
     ]
     assert [s.container for s in expect.stacks["beryl3"]] == [
         "beryl3-postgres",
@@ -506,7 +507,7 @@ def test_recorded_stacks(expect: Expectations) -> None:
     results = by_name(judge_host(HOST, recorded("partial_stack"), expect))
     shared = results["stack shared"]
     assert shared.status == "failed"
-    assert shared.detail == "nginx-edge-exporter: missing, nginx: missing"
+    assert shared.detail == "nginx-edge-exporter: missing, nginx: missing, docker-api: missing"
     assert shared.fix == "create the missing services: stagectl deploy"
     beryl3 = results["stack beryl3"]
     assert "beryl3-redis: restarting" in beryl3.detail

@@ -33,7 +33,7 @@ SHARED = "/opt/shared"
 SERVICES = {  # compose service -> key in stagectl.shared
     "prometheus": "prometheus", "alertmanager": "alertmanager", "grafana": "grafana", "loki": "loki",
     "node-exporter": "node_exporter", "cadvisor": "cadvisor", "alloy": "alloy",
-    "blackbox-exporter": "blackbox_exporter", "nginx": "nginx",
+    "blackbox-exporter": "blackbox_exporter", "nginx": "nginx", "docker-api": "docker_api",
 }
 NO_BINARY = "no package in Debian or PyPI and Go modules are not served on the test bed"
 Rendered = RenderedEnv
@@ -152,6 +152,7 @@ def test_compose_services_follow_the_model(rendered: Rendered) -> None:
         "projects": {"name": "projects", "external": True},
         "shared": {"name": "shared", "external": True},
         **{network: {"name": network, "external": True} for network in metrics_networks},
+        "docker-api": {"name": "docker_api", "internal": True},
     }
     for name, service in data["services"].items():
         key = SERVICES.get(name, "nginx_exporter")
@@ -168,7 +169,9 @@ def test_compose_services_follow_the_model(rendered: Rendered) -> None:
         ports = service.get("ports", [])
         # Of this stack, only Prometheus is on the projects' metrics networks.
         assert service["networks"] == {"nginx": ["projects", "shared"], "prometheus": ["shared", *metrics_networks],
-                                       "blackbox-exporter": ["shared", "projects"]}.get(name, ["shared"]), name
+                                       "blackbox-exporter": ["shared", "projects"],
+                                       "alloy": ["shared", "docker-api"], "cadvisor": ["shared", "docker-api"],
+                                       "docker-api": ["docker-api"]}.get(name, ["shared"]), name
         if name == "nginx":
             assert ports == ["80:80", "443:443"]
         elif shared[key]["published"]:
@@ -205,8 +208,17 @@ def test_compose_hardening_choices(example: Rendered) -> None:
     assert cadvisor["devices"] == ["/dev/kmsg"] and not cadvisor.get("privileged")
     assert all(v.endswith(":ro") for v in cadvisor["volumes"])
     alloy = services["alloy"]["volumes"]
-    assert "/var/run/docker.sock:/var/run/docker.sock:ro" in alloy
     assert "/var/log/journal:/var/log/journal:ro" in alloy
+    # Only docker-api holds the Docker socket; cAdvisor, which runs as root with the host's root
+    # mounted, has the host's /run (every socket of the engine and systemd) hidden by a tmpfs.
+    with_socket = {name for name, service in services.items()
+                   if any("docker.sock" in v or v.split(":")[0] in ("/run", "/var/run") for v in service.get("volumes", []))}
+    assert with_socket == {"docker-api"}
+    assert "/:/rootfs:ro" in cadvisor["volumes"] and cadvisor["tmpfs"] == ["/rootfs/run:size=1m,mode=0755"]
+    assert "--docker=tcp://docker-api:2375" in cadvisor["command"]
+    proxy = services["docker-api"]
+    assert proxy["cap_drop"] == ["ALL"] and proxy["cap_add"] == ["SETGID"] and proxy["read_only"] is True
+    assert example.shared_text("alloy/config/config.alloy").count('host             = "tcp://docker-api:2375"') == 2
     assert services["grafana"]["environment"] == {
         "GF_SECURITY_ADMIN_PASSWORD__FILE": "/etc/grafana/secrets/admin_password",
         "GF_SECURITY_SECRET_KEY__FILE": "/etc/grafana/secrets/secret_key",
@@ -666,7 +678,7 @@ def test_nginx_t_accepts_the_configuration(rendered: Rendered) -> None:
 def test_nginx_check_file_adapter_passes_each_file(example: Rendered) -> None:
     entries = {e["dest"]: e for e in manifest(example)}
     files = [f for f in example.rendered("shared_monitoring") if f.kind == "nginx_main"]
-    assert len(files) == 4
+    assert len(files) == 5  # the main nginx's four and docker-api's nginx.conf
     for file in files:
         assert nginx.tree_for(example.root, file.dest)[1] == entries[file.dest]["container_path"]  # type: ignore[index]
         checks = nginx.check_file(file)
