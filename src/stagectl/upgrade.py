@@ -66,12 +66,14 @@ def host_upgrade(host: str, findings: dict[str, Any]) -> HostUpgrade:
         reasons.append("the running kernel's modules were replaced by the upgrade")
     if findings.get("reboot_flag"):
         reasons.append("a package asked for a reboot (/run/reboot-required)")
+    rebooted = bool(findings.get("rebooted"))
     return HostUpgrade(
         host=host,
         packages=tuple(packages),
         reboot_reasons=tuple(reasons),
-        rebooted=bool(findings.get("rebooted")),
-        services=tuple(needrestart.get("SVC", [])),
+        rebooted=rebooted,
+        # needrestart looked before the reboot, which started every service afresh.
+        services=() if rebooted else tuple(needrestart.get("SVC", [])),
     )
 
 

@@ -51,6 +51,12 @@ def test_arch_findings_and_a_reboot_done() -> None:
     assert result.rebooted and not result.reboot_due
 
 
+def test_after_a_reboot_no_service_is_left_on_replaced_libraries() -> None:
+    result = host_upgrade("h", {"apt_plan": [], "reboot_flag": True, "rebooted": True,
+                                "needrestart": ["NEEDRESTART-KSTA: 1", "NEEDRESTART-SVC: ssh.service"]})
+    assert result.rebooted and result.services == ()
+
+
 def test_a_wrong_vault_password_stops_the_upgrade_before_anything_runs(
     example_env: EnvFixture, tmp_path: Path
 ) -> None:

@@ -47,9 +47,11 @@ def _docker(sandbox: str, *args: str, check: bool = True) -> str:
 def start(sandbox: str, image: str) -> None:
     """Start the sink (again): its log starts empty, so `received()` shows only what came after."""
     _docker(sandbox, "rm", "--force", NAME, check=False)
+    # --init: as PID 1 the Python server would ignore SIGTERM, and every stop (the sandbox's
+    # shutdown too) would wait for Docker's timeout before killing it.
     _docker(
         sandbox, "run", "--detach", "--name", NAME, "--network", NETWORK,
-        "--memory", "64m", "--restart", "unless-stopped", "--read-only",
+        "--memory", "64m", "--restart", "unless-stopped", "--read-only", "--init",
         "--label", "stagectl.sandbox=alert-sink",
         image, "python3", "-u", "-c", _SERVER,
     )

@@ -141,9 +141,11 @@ def write_certificate(server: str) -> None:
 def start(sandbox: str, image: str) -> None:
     """Start the relay (again): its log starts empty, so `received()` shows only what came after."""
     docker_cli.in_server(sandbox, "rm", "--force", NAME, check=False)
+    # --init: as PID 1 the Python server would ignore SIGTERM, and every stop (the sandbox's
+    # shutdown too) would wait for Docker's timeout before killing it.
     docker_cli.in_server(
         sandbox, "run", "--detach", "--name", NAME, "--network", NETWORK,
-        "--memory", "64m", "--restart", "unless-stopped", "--read-only",
+        "--memory", "64m", "--restart", "unless-stopped", "--read-only", "--init",
         "--label", "stagectl.sandbox=mail-sink",
         "--volume", f"{CERTIFICATE}:/sink/cert.pem:ro",
         "--volume", f"{_KEY}:/sink/key.pem:ro",

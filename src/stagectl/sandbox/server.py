@@ -511,6 +511,9 @@ def _run_container(
         "--label", f"{LABEL_STATE_DIR}={state_dir}",
         "--label", f"{LABEL_ARCHIVE_DIR}={archive_dir}",
         *SANDBOX_RUN_OPTIONS,
+        # A reboot from inside (`systemctl reboot`, `stagectl upgrade --reboot`) ends the
+        # container: Docker starts it again, as a machine's firmware would boot it.
+        "--restart", "unless-stopped",
         "-v", f"{volume}:/var/lib/docker",
         *data_mounts,
         "-v", f"{archive_dir}:{SERVER_ARCHIVE_DIR}:ro",
