@@ -64,7 +64,7 @@ PLAY_TIMEOUT = 1500
 
 # Services of the sandbox's shared stack (stand-ins exist) and those switched off there.
 RUNNING = {"prometheus", "alertmanager", "node-exporter", "blackbox-exporter", "nginx",
-           "nginx-edge-exporter"}
+           "nginx-edge-exporter", "docker-api"}
 SWITCHED_OFF = {"grafana", "loki", "alloy", "cadvisor"}
 # The project exporter phase 5 must name when it is down (a container of the example's beryl3).
 DOWN_PROJECT, DOWN_JOB = "beryl3", "redis-exporter"
@@ -490,7 +490,7 @@ def test_services_switched_off_leave_valid_configs(tmp_path: Path) -> None:
     path = root / ALL_VARS
     data = yaml.safe_load(path.read_text())
     off = ["grafana", "loki", "alloy", "cadvisor", "alertmanager", "node_exporter", "blackbox_exporter",
-           "nginx_exporter"]
+           "nginx_exporter", "docker_api"]
     for service in off:
         data.setdefault("shared_services", {}).setdefault(service, {})["enabled"] = False
     path.write_text(yaml.safe_dump(data, sort_keys=False))
