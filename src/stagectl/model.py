@@ -531,6 +531,12 @@ class SharedServices(Strict):
                 raise ValueError(f"prometheus.enabled is false: {advice}")
             if needed and getattr(self, service).enabled and not getattr(self, needed).enabled:
                 raise ValueError(advice)
+        if self.docker_api.published:
+            raise ValueError(
+                "docker_api.published must stay false: the proxy hands out every container's "
+                "environment, secrets included, so only Alloy and cAdvisor may reach it; "
+                "set docker_api.published to false"
+            )
         published: dict[int, str] = {}
         for name, service in self:
             if service.enabled and service.published:
