@@ -138,7 +138,8 @@ def target_fix(down: Sequence[dict[str, Any]], expect: Expectations) -> str:
     if re.search(r"no such host|connection refused|i/o timeout|deadline exceeded", errors, re.IGNORECASE):
         lines.append(
             "a target is down when its container is not running or not on the network "
-            "Prometheus shares with it (its project's `<project>_metrics`): see the stack checks above, then `stagectl deploy` once they are fixed"
+            "Prometheus shares with it (its project's `<project>_metrics`): see the stack "
+            "checks above, then `stagectl deploy` once they are fixed"
         )
     if re.search(r"\b40[13]\b|unauthorized|forbidden", errors, re.IGNORECASE):
         lines.append(
