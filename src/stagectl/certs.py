@@ -35,6 +35,8 @@ class CertificateState:
     host: str
     name: str
     kind: Kind
+    #: certbot's lineage (<live_dir>/<lineage>/) that serves the name: its own, or the wildcard's.
+    lineage: str = ""
     issuer: str = ""
     not_after: datetime.datetime | None = None
     serial: str = ""
@@ -82,14 +84,17 @@ def host_certificates(host: str, findings: dict[str, Any], provider: str) -> lis
     paths = set(findings.get("paths") or [])
     renewal = f"{live.rsplit('/', 1)[0]}/renewal"
     read = {str(c.get("name")): c for c in findings.get("certificates") or [] if isinstance(c, dict)}
+    # Per name, certbot's lineage that serves it: its own, or the wildcard's.
+    lineage_of = findings.get("lineages") or {}
     states = []
     for name in findings.get("names") or []:
+        lineage = str(lineage_of.get(name) or name)
         kind: Kind
-        if f"{live}/{name}/fullchain.pem" not in paths:
+        if f"{live}/{lineage}/fullchain.pem" not in paths:
             kind = "missing"
-        elif f"{renewal}/{name}.conf" in paths:
+        elif f"{renewal}/{lineage}.conf" in paths:
             kind = "certbot"
-        elif f"{live}/{name}/{PLACEHOLDER_MARKER}" in paths:
+        elif f"{live}/{lineage}/{PLACEHOLDER_MARKER}" in paths:
             kind = "placeholder"
         else:
             kind = "selfsigned" if provider == "selfsigned" else "other"
@@ -99,6 +104,7 @@ def host_certificates(host: str, findings: dict[str, Any], provider: str) -> lis
                 host=host,
                 name=name,
                 kind=kind,
+                lineage=lineage,
                 issuer=_issuer(info.get("issuer")),
                 not_after=_asn1_time(str(info.get("not_after") or "")),
                 serial=str(info.get("serial") or ""),

@@ -193,6 +193,23 @@ class CertificatesView(Certificates):
     #: Where certbot answers each name's HTTP-01 challenge: the webroot served under
     #: /.well-known/acme-challenge/ for it (a project's by its own nginx, behind the main one).
     webroots: dict[str, str]
+    #: Per public name, the certificate (certbot's lineage: <live_dir>/<lineage>/) that serves it:
+    #: the name's own, or with `wildcard` the one for `*.<server_domain>` when the name is one
+    #: label under it.
+    lineage_of: dict[str, str]
+    #: Per lineage, the names its certificate carries.
+    lineages: dict[str, list[str]]
+
+
+def certificate_lineages(names: list[str], server_domain: str, wildcard: bool) -> dict[str, str]:
+    """Name -> lineage. The wildcard's lineage is named `wildcard.<server_domain>`: a name the
+    wildcard itself covers, so it never collides with another name's own certificate."""
+    suffix = f".{server_domain}"
+
+    def covered(name: str) -> bool:
+        return wildcard and name.endswith(suffix) and "." not in name[: -len(suffix)]
+
+    return {name: f"wildcard{suffix}" if covered(name) else name for name in names}
 
 
 class SftpTarget(View):
@@ -321,6 +338,8 @@ def derive(env: Environment) -> Derived:
     monitoring_domains = monitoring_domains_of(domain)
     projects = [project_view(env, p) for p in env.projects]
     certificates = env.staging.certificates
+    public_names = [*(p.domain for p in projects), *monitoring_domains.values()]
+    lineage_of = certificate_lineages(public_names, domain, certificates.wildcard is not None)
     remote = settings.backups.remote
     sftp = sftp_target(remote.repository) if remote else None
     return Derived(
@@ -345,6 +364,11 @@ def derive(env: Environment) -> Derived:
                 **{p.domain: p.dirs.ssl for p in projects},
                 **dict.fromkeys(monitoring_domains.values(), f"{settings.paths.shared}/nginx/acme"),
             },
+            lineage_of=lineage_of,
+            lineages={
+                lineage: [f"*.{domain}"] if certificates.wildcard and lineage == f"wildcard.{domain}" else [lineage]
+                for lineage in lineage_of.values()
+            },
         ),
         backups=BackupsView(
             **settings.backups.model_dump(exclude={"remote"}),
@@ -355,8 +379,5 @@ def derive(env: Environment) -> Derived:
         security=settings.security,
         projects=projects,
         project_names=[p.name for p in projects],
-        dns_records=[
-            DnsRecord(name=name, type="A")
-            for name in [*(p.domain for p in projects), *monitoring_domains.values()]
-        ],
+        dns_records=[DnsRecord(name=name, type="A") for name in public_names],
     )

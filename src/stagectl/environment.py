@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import io
 import os
+import re
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from stagectl import ports, yamlfile
 from stagectl.errors import EnvironmentInvalid, Problem, VaultError
 from stagectl.model import (
     Alerting,
+    Certificates,
     Environment,
     GlobalSettings,
     Inventory,
@@ -288,6 +290,33 @@ def _check_smtp_password(alerting: Alerting, vault: Vault, collector: _Collector
         )
 
 
+def _check_dns_credentials(certificates: Certificates, vault: Vault, collector: _Collector) -> None:
+    """certificates.wildcard's DNS plugin needs its credentials in the vault, in its own keys."""
+    if certificates.wildcard is None:
+        return
+    plugin = certificates.wildcard.dns_plugin
+    credentials = vault.vault_certificates_dns_credentials
+    prefix = f"dns_{plugin}_"
+    if not credentials:
+        collector.add(
+            VAULT, "vault_certificates_dns_credentials",
+            f"certificates.wildcard uses the DNS plugin {plugin} ({STAGING_VARS}) but the vault has "
+            "no credentials for it",
+            f"add vault_certificates_dns_credentials, a mapping of the plugin's settings "
+            f"({prefix}...: value, as in its credentials ini) (`ansible-vault edit {VAULT}`)",
+        )
+        return
+    foreign = sorted(key for key in credentials if not re.fullmatch(rf"{prefix}[a-z0-9_]+", key))
+    if foreign:
+        collector.add(
+            VAULT, "vault_certificates_dns_credentials",
+            f"{', '.join(foreign)}: not a setting of certbot's DNS plugin {plugin} (its settings "
+            f"start with {prefix})",
+            f"name the settings as the plugin's credentials ini does, or set "
+            f"certificates.wildcard.dns_plugin to the plugin they belong to ({STAGING_VARS})",
+        )
+
+
 def _check_remote_secrets(settings: GlobalSettings, vault: Vault, collector: _Collector) -> None:
     """backups.remote needs its password (and for sftp its key and host key) in the vault."""
     remote = settings.backups.remote
@@ -475,6 +504,7 @@ def load_environment(
             _check_remote_secrets(settings, vault, collector)
         if vault is not None and env is not None:
             _check_smtp_password(env.staging.alerting, vault, collector)
+            _check_dns_credentials(env.staging.certificates, vault, collector)
 
     if collector.problems or env is None:
         raise EnvironmentInvalid(mask_secrets(collector.problems, secret_values(vault_data)))

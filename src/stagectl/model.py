@@ -824,6 +824,30 @@ class Monitoring(Strict):
 LETSENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory"
 
 
+#: certbot's own DNS plugins that read their credentials from an ini file (`--dns-<plugin>-
+#: credentials`), packaged by Debian (python3-certbot-dns-<plugin>) and Arch (certbot-dns-<plugin>).
+DnsPlugin = Literal[
+    "rfc2136", "cloudflare", "digitalocean", "dnsimple", "gehirn", "linode", "luadns", "nsone",
+    "ovh", "sakuracloud",
+]
+
+
+class Wildcard(Strict):
+    """One certificate for `*.<server_domain>`, by DNS-01: it serves every public name one label
+    under the server's domain (the monitoring names, and projects named so), so that adding a
+    project there needs no issuance."""
+
+    dns_plugin: DnsPlugin = Field(
+        description="certbot's DNS plugin for the zone of server_domain; its credentials (the "
+        "plugin's ini settings, dns_<plugin>_...) are vault_certificates_dns_credentials",
+    )
+    propagation_seconds: Annotated[int, Field(ge=1, le=3600)] | None = Field(
+        default=None,
+        description="how long certbot waits for the TXT record to reach every name server; "
+        "empty: the plugin's own default",
+    )
+
+
 class Certificates(Strict):
     provider: Literal["letsencrypt", "selfsigned"] = "letsencrypt"
     email: Annotated[str, AfterValidator(_email_addresses)] | None = None
@@ -833,6 +857,17 @@ class Certificates(Strict):
         description="CA bundle on the server that certbot trusts for the ACME directory's HTTPS "
         "(a private ACME server); empty: the system's CAs, as for Let's Encrypt",
     )
+    wildcard: Wildcard | None = None
+
+    @model_validator(mode="after")
+    def _wildcard_needs_acme(self) -> Certificates:
+        if self.wildcard is not None and self.provider != "letsencrypt":
+            raise ValueError(
+                "certificates.wildcard is issued by an ACME server (DNS-01), but "
+                f"certificates.provider is {self.provider}: set provider letsencrypt, or remove "
+                "certificates.wildcard"
+            )
+        return self
 
 
 class StagingSettings(Strict):
@@ -953,6 +988,8 @@ class Vault(Strict):
     vault_backups_remote: RemoteSecrets | None = None
     #: The password of alerting.smtp_username at the relay (the relay's, whatever its length).
     vault_alerting_smtp_password: Annotated[str, Field(min_length=1)] | None = None
+    #: certificates.wildcard's DNS plugin settings: its credentials ini, key -> value.
+    vault_certificates_dns_credentials: dict[str, Annotated[str, Field(min_length=1)]] | None = None
 
 
 # --- the whole environment ----------------------------------------------------------------------

@@ -12,16 +12,21 @@ import datetime
 import re
 import socket
 import ssl
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
+import yaml
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner
 
 from stagectl.cli import app
 from stagectl.derived import Derived, derive
-from stagectl.environment import load_environment
+from stagectl.environment import STAGING_VARS, VAULT, load_environment
+from stagectl.runner import RunResult
 from stagectl.sandbox import acme
+from stagectl.vault import decrypt, read_password_file, write_vault
 from tests.deploy.conftest import Deployed
 
 LIVE = "/etc/letsencrypt/live"
@@ -188,3 +193,65 @@ def test_a_refused_renewal_names_the_domain_and_keeps_the_certificate_serving(
     assert "certbot: " in output and name in output.split("certbot: ", 1)[1], output
     assert "the current certificates keep serving" in output
     assert served(deployed, name, pebble_root).serial_number == before.serial_number
+
+
+# --- the wildcard, by DNS-01 ---------------------------------------------------------------------
+# Last in this file: it switches the shared sandbox to one `*.sandbox.test` certificate and back.
+
+WILDCARD = "*.sandbox.test"
+WILDCARD_LINEAGE = "wildcard.sandbox.test"
+
+
+@pytest.fixture(scope="module")
+def wildcard(deployed: Deployed) -> Iterator[RunResult]:
+    """certificates.wildcard with certbot's rfc2136 plugin against the ACME server's BIND, its TSIG
+    key in the vault; deployed, and undone (with a deploy) afterwards."""
+    staging, vault = deployed.root / STAGING_VARS, deployed.root / VAULT
+    saved = {path: path.read_bytes() for path in (staging, vault)}
+    data: dict[str, Any] = yaml.safe_load(staging.read_text())
+    data["certificates"]["wildcard"] = {"dns_plugin": "rfc2136", "propagation_seconds": 1}
+    staging.write_text(yaml.safe_dump(data, sort_keys=False))
+    password = read_password_file(deployed.vault_password_file)
+    secrets = decrypt(vault, password)
+    secrets["vault_certificates_dns_credentials"] = acme.dns01_credentials(deployed.info.name)
+    write_vault(vault, secrets, password)
+    try:
+        yield deployed.redeploy()
+    finally:
+        for path, content in saved.items():
+            path.write_bytes(content)
+        restored = deployed.redeploy()
+        assert restored.ok, [f.message for f in restored.failures]
+
+
+def test_the_wildcard_is_issued_by_dns01_and_serves_every_name_under_the_servers_domain(
+    deployed: Deployed, wildcard: RunResult, pebble_root: str
+) -> None:
+    assert wildcard.ok, [f.message for f in wildcard.failures]
+    cert = x509.load_pem_x509_certificate(deployed.sh(f"cat {LIVE}/{WILDCARD_LINEAGE}/fullchain.pem").encode())
+    assert issuer(cert).startswith("Pebble Intermediate CA")
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == [WILDCARD]
+    # certbot's lineage, renewed by the same plugin with the credentials file (certbot's mode).
+    renewal = deployed.sh(f"cat /etc/letsencrypt/renewal/{WILDCARD_LINEAGE}.conf")
+    assert "authenticator = dns-rfc2136" in renewal, renewal
+    assert "dns_rfc2136_credentials = /etc/letsencrypt/stagectl-dns-rfc2136.ini" in renewal, renewal
+    assert deployed.sh("stat -c '%a %U' /etc/letsencrypt/stagectl-dns-rfc2136.ini").split() == ["600", "root"]
+    # The challenge's TXT record is gone again from the zone.
+    assert acme.txt_records(deployed.info.name, f"_acme-challenge.{acme.DNS01_DOMAIN}") == []
+    for name in https_names(deployed):
+        assert served(deployed, name, pebble_root).serial_number == cert.serial_number, name
+
+
+def test_certs_status_and_renew_follow_the_wildcard(deployed: Deployed, wildcard: RunResult, pebble_root: str) -> None:
+    code, output = certs_cli(deployed, "status")
+    assert code == 0, output
+    assert "certificates all well (5 names" in output
+    name = "monitoring.sandbox.test"
+    before = served(deployed, name, pebble_root)
+    code, output = certs_cli(deployed, "renew", "--name", name, "--force")
+    assert code == 0, output
+    assert f"sandbox: {WILDCARD}: renewed, nginx reloaded" in output
+    after = served(deployed, name, pebble_root)
+    assert after.serial_number != before.serial_number
+    assert served(deployed, "beryl3.sandbox.test", pebble_root).serial_number == after.serial_number

@@ -268,6 +268,17 @@ def _no_projects(data: dict[str, Any]) -> None:
     data["staging"]["vars"]["projects"] = []
 
 
+def _wildcard_staging(data: dict[str, Any]) -> None:
+    data["certificates"]["wildcard"] = {"dns_plugin": "rfc2136", "propagation_seconds": 30}
+
+
+def _wildcard_vault(data: dict[str, Any]) -> None:
+    data["vault_certificates_dns_credentials"] = {
+        "dns_rfc2136_server": "192.0.2.53", "dns_rfc2136_name": "stagectl", "dns_rfc2136_secret": "c2VjcmV0LW9mLXRoZS12YXJpYW50",
+        "dns_rfc2136_algorithm": "HMAC-SHA256",
+    }
+
+
 ENVIRONMENTS: dict[str, dict[str, Edit]] = {
     # The example: beryl3 and project2.
     "example": {},
@@ -276,7 +287,8 @@ ENVIRONMENTS: dict[str, dict[str, Edit]] = {
     # certificates.
     "variant": {"inventory": _variant_inventory, "all_vars": _variant_all, "staging_vars": _variant_staging,
                 "vault": _variant_vault},
-    "no_projects": {"inventory": _no_projects},
+    # No project, and the monitoring names served by one wildcard certificate (DNS-01).
+    "no_projects": {"inventory": _no_projects, "staging_vars": _wildcard_staging, "vault": _wildcard_vault},
 }
 RENDERS = {  # fixture -> the environment it renders
     "example": "example",

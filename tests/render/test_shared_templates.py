@@ -625,6 +625,9 @@ def test_nginx_routes_every_project_and_monitoring_domain(rendered: Rendered) ->
     assert "set $stagectl_upstream http://prometheus:9090;" in monitoring_conf
     assert f"return 301 https://{domains['grafana']}$request_uri;" in monitoring_conf
     assert "location ~ ^/-/(reload|quit)$ {\n        return 403;" in monitoring_conf
+    lineage_of = rendered.stagectl["certificates"]["lineage_of"]
+    for domain in domains.values():
+        assert f"ssl_certificate /etc/letsencrypt/live/{lineage_of[domain]}/fullchain.pem;" in monitoring_conf
     main = rendered.shared_text("nginx/config/nginx.conf")
     assert "server_tokens off;" in main and "resolver 127.0.0.11 valid=10s" in main
     assert "include /etc/nginx/stagectl/conf.d/*.conf;" in main
@@ -698,3 +701,15 @@ def test_nginx_t_rejects_a_broken_directive(example: Rendered, tmp_path: Path) -
     assert len(findings) == 1, _messages(findings)
     assert findings[0].file == "/etc/nginx/stagectl/conf.d/projects.conf"
     assert 'invalid value "maybe"' in findings[0].message and "test failed" in findings[0].message
+
+
+def test_one_wildcard_certificate_serves_the_names_under_the_servers_domain(no_projects: RenderedEnv) -> None:
+    """certificates.wildcard: every monitoring name is one label under server_domain, so nginx
+    reads the wildcard's lineage for all of them, and the certificate carries only the wildcard."""
+    certificates = no_projects.stagectl["certificates"]
+    domain = no_projects.stagectl["server_domain"]
+    lineage = f"wildcard.{domain}"
+    assert certificates["lineages"] == {lineage: [f"*.{domain}"]}
+    monitoring_conf = no_projects.shared_text("nginx/config/conf.d/monitoring.conf")
+    assert monitoring_conf.count(f"ssl_certificate /etc/letsencrypt/live/{lineage}/fullchain.pem;") == 3
+    assert monitoring_conf.count("ssl_certificate /etc/letsencrypt/live/") == 3

@@ -58,6 +58,21 @@ def test_the_selfsigned_provider_owns_certificates_without_certbot_or_marker() -
     assert states["c.example.org"].kind == "selfsigned" and states["c.example.org"].ok
 
 
+def test_a_name_the_wildcard_serves_reads_the_wildcards_lineage() -> None:
+    findings = {
+        "live_dir": LIVE,
+        "names": ["a.example.org", "z.other.org"],
+        "lineages": {"a.example.org": "wildcard.example.org", "z.other.org": "z.other.org"},
+        "paths": [f"{LIVE}/wildcard.example.org/fullchain.pem", "/etc/letsencrypt/renewal/wildcard.example.org.conf",
+                  f"{LIVE}/a.example.org/fullchain.pem"],
+        "certificates": [{"name": "a.example.org", "issuer": {"commonName": "R11"}, "not_after": _in_days(60)}],
+    }  # fmt: skip
+    states = {s.name: s for s in host_certificates("web1", findings, "letsencrypt")}
+    wildcard = states["a.example.org"]
+    assert (wildcard.kind, wildcard.lineage, wildcard.ok) == ("certbot", "wildcard.example.org", True)
+    assert (states["z.other.org"].kind, states["z.other.org"].lineage) == ("missing", "z.other.org")
+
+
 def test_an_unreadable_certificate_is_not_ok_and_says_why() -> None:
     findings = _findings(**{"a.example.org": {"error": "Error while reading certificate", "not_after": ""}})
     state = next(s for s in host_certificates("web1", findings, "letsencrypt") if s.name == "a.example.org")

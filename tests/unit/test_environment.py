@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import get_args
 
 import pytest
 import yaml
 
-from stagectl.derived import alerting_notes
+from stagectl.collection import collection_root
+from stagectl.derived import alerting_notes, certificate_lineages
 from stagectl.environment import (
     ALL_VARS,
     INVENTORY,
@@ -18,6 +20,7 @@ from stagectl.environment import (
     record_allocations,
 )
 from stagectl.errors import EnvironmentInvalid
+from stagectl.model import DnsPlugin
 from stagectl.vault import decrypt, read_password_file, write_vault
 from tests.conftest import EnvFixture
 
@@ -232,3 +235,21 @@ def test_alerting_without_a_receiver_is_noted(example_env: EnvFixture) -> None:
     _edit_yaml(example_env.root / STAGING_VARS, webhook)
     loaded = load_environment(example_env.root, vault_password_file=example_env.vault_password_file)
     assert alerting_notes(loaded.env) == []
+
+
+def test_the_wildcard_serves_only_names_one_label_under_the_servers_domain() -> None:
+    names = ["a.staging.example.org", "staging.example.org", "x.a.staging.example.org", "b.other.org",
+             "wildcard.staging.example.org"]
+    assert certificate_lineages(names, "staging.example.org", wildcard=True) == {
+        "a.staging.example.org": "wildcard.staging.example.org",
+        "staging.example.org": "staging.example.org",
+        "x.a.staging.example.org": "x.a.staging.example.org",
+        "b.other.org": "b.other.org",
+        "wildcard.staging.example.org": "wildcard.staging.example.org",
+    }
+    assert certificate_lineages(names, "staging.example.org", wildcard=False) == {n: n for n in names}
+
+
+def test_the_role_knows_every_dns_plugin_the_model_accepts() -> None:
+    role_vars = yaml.safe_load((collection_root() / "roles/certificates/vars/main.yml").read_text())
+    assert role_vars["__certificates_dns_plugins"] == list(get_args(DnsPlugin))

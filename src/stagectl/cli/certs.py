@@ -31,7 +31,8 @@ def status(env: EnvDir = Path("."), vault_password_file: VaultFile = None) -> No
         expires = cert.not_after.strftime("%Y-%m-%d %H:%M UTC") if cert.not_after else "-"
         out.print(
             f"{cert.host}  {cert.name}  {cert.kind}  issuer: {cert.issuer or '-'}  expires: {expires}  "
-            f"({left})  serial: {cert.serial or '-'}" + (f"  error: {cert.error}" if cert.error else ""),
+            f"({left})  serial: {cert.serial or '-'}" + (f"  certificate: {cert.lineage}" if cert.lineage not in ("", cert.name) else "")
+            + (f"  error: {cert.error}" if cert.error else ""),
             style=None if cert.ok else "bold red", markup=False,
         )
     for error in report.errors:

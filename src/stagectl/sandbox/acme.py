@@ -1,5 +1,6 @@
 """The sandbox's ACME server: Debian's pebble, so that the `letsencrypt` provider (certbot,
-HTTP-01 on the main nginx's webroot) runs end to end with nothing leaving the machine.
+HTTP-01 on the main nginx's webroot, or DNS-01 through certbot's dns-rfc2136 plugin) runs end
+to end with nothing leaving the machine.
 
 It runs in its own small container (image ``stagectl-sandbox/pebble``, built from the Debian
 base like the stand-ins) on a Docker network shared with the sandbox server only. Its DNS
@@ -8,11 +9,21 @@ HTTP-01 validations reach the main nginx on the server's port 80 as Let's Encryp
 server. The ACME API's TLS certificate is made at container start; its CA is copied onto the
 server (SERVER_CA_BUNDLE) for certbot alone (`certificates.acme_ca_bundle`), never into the
 server's trust store.
+
+For DNS-01 (the only challenge a wildcard certificate such as ``*.sandbox.test`` can use) the
+container also runs BIND on port 53, which pebble asks instead: primary for the one zone
+``_acme-challenge.<domain>`` (DNS01_ZONE), which takes RFC 2136 updates signed with a TSIG key
+made at container start (`dns01_credentials` gives certbot's settings for it, the server's way
+in), and a forwarder to challtestsrv for every other name, so `refuse` and `accept` work as
+before. Only that name can be validated by DNS-01: ``_acme-challenge`` of any other name is
+forwarded to challtestsrv, which knows no TXT records (BIND answers SERVFAIL).
 """
 
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +40,15 @@ DNS_MANAGEMENT_PORT = 8055
 SERVER_CA_BUNDLE = "/etc/stagectl-sandbox/acme-api-ca.pem"
 _CA_IN_CONTAINER = "/run/pebble/api-ca.pem"
 READY_TIMEOUT = 30.0
+#: The domain whose ``_acme-challenge`` name takes DNS-01 updates: the sandbox's
+#: (`stagectl.sandbox.environment.SANDBOX_DOMAIN`, which imports this module).
+DNS01_DOMAIN = "sandbox.test"
+#: The zone BIND serves in the ACME container: DNS-01 for DNS01_DOMAIN and ``*.DNS01_DOMAIN``.
+DNS01_ZONE = f"_acme-challenge.{DNS01_DOMAIN}"
+DNS01_PORT = 53
+#: The TSIG key (BIND's syntax) made at container start; it never leaves the container but
+#: through `dns01_credentials`.
+_DNS01_KEY_IN_CONTAINER = "/run/pebble/dns01.key"
 
 
 @dataclass(frozen=True)
@@ -77,8 +97,12 @@ def _ensure_network(network: str, sandbox: str) -> None:
         )
 
 
-def up(sandbox: str, builder: ImageBuilder | None = None) -> AcmeServer:
-    """Start the ACME server of a running sandbox (a running, current one is kept)."""
+def up(
+    sandbox: str, builder: ImageBuilder | None = None, *, dns01_domain: str = DNS01_DOMAIN
+) -> AcmeServer:
+    """Start the ACME server of a running sandbox (a running, current one is kept), taking
+    DNS-01 updates for ``_acme-challenge.<dns01_domain>`` (`dns01_credentials`)."""
+    dns01_env = f"ACME_DNS01_ZONE=_acme-challenge.{dns01_domain}"
     builder = builder or ImageBuilder(out=lambda _line: None)
     try:
         builder.build(["pebble"])
@@ -106,6 +130,7 @@ def up(sandbox: str, builder: ImageBuilder | None = None) -> AcmeServer:
         and existing["State"].get("Running")
         and existing["Config"]["Image"] == builder.ref("pebble")
         and f"ACME_SERVER_IP={server_ip}" in (existing["Config"].get("Env") or [])
+        and dns01_env in (existing["Config"].get("Env") or [])
     )
     if not current:
         if existing is not None:
@@ -113,7 +138,7 @@ def up(sandbox: str, builder: ImageBuilder | None = None) -> AcmeServer:
         docker_cli.run(
             "run", "-d", "--name", name, "--hostname", name, "--network", network,
             "--label", f"{LABEL}={sandbox}", "--memory", "128m",
-            "-e", f"ACME_SERVER_IP={server_ip}", builder.ref("pebble"),
+            "-e", f"ACME_SERVER_IP={server_ip}", "-e", dns01_env, builder.ref("pebble"),
         )  # fmt: skip
     data = docker_cli.inspect("container", name)
     ip = _network_ip(data, network) if data else ""
@@ -159,6 +184,55 @@ def refuse(sandbox: str, domain: str) -> None:
 def accept(sandbox: str, domain: str) -> None:
     """Undo `refuse`: DOMAIN resolves to the sandbox server again."""
     _dns_management(sandbox, "clear-a", json.dumps({"host": f"{domain}."}))
+
+
+def dns01_credentials(sandbox: str) -> dict[str, str]:
+    """The settings of certbot's dns-rfc2136 credentials file (INI keys) for this ACME server's
+    BIND: its address on the sandbox's network (which the server reaches), port, and the TSIG
+    key made at its start. The secret is a credential: write it to a file of mode 0600, never to
+    a log or the terminal. Raises SandboxError when the ACME server is not running or has no
+    DNS-01 zone (started before it had one: `up` replaces it)."""
+    name = network = container_name(sandbox)
+    data = docker_cli.inspect("container", name)
+    if data is None or not data["State"].get("Running"):
+        raise SandboxError(
+            f"the ACME server of sandbox '{sandbox}' is not running",
+            hint="it starts with `stagectl sandbox up`",
+        )
+    ip = _network_ip(data, network)
+    key = docker_cli.run("exec", name, "cat", _DNS01_KEY_IN_CONTAINER, check=False, timeout=60)
+    if not ip or not key.ok:
+        raise SandboxError(
+            f"the ACME server {name} takes no DNS-01 updates (started without a DNS-01 zone)",
+            hint="restart it: `stagectl sandbox up`",
+        )
+    # tsig-keygen's output: key "NAME" { algorithm hmac-sha256; secret "BASE64"; };
+    key_name = re.search(r'^\s*key\s+"([^"]+)"', key.stdout, re.MULTILINE)
+    algorithm = re.search(r"^\s*algorithm\s+([A-Za-z0-9-]+)\s*;", key.stdout, re.MULTILINE)
+    secret = re.search(r'^\s*secret\s+"([A-Za-z0-9+/=]+)"\s*;', key.stdout, re.MULTILINE)
+    if not (key_name and algorithm and secret):
+        # Not the text: it holds the secret.
+        raise SandboxError(f"cannot read the TSIG key {_DNS01_KEY_IN_CONTAINER} in {name}")
+    return {
+        "dns_rfc2136_server": ip,
+        "dns_rfc2136_port": str(DNS01_PORT),
+        "dns_rfc2136_name": key_name.group(1),
+        "dns_rfc2136_secret": secret.group(1),
+        "dns_rfc2136_algorithm": algorithm.group(1).upper(),
+    }
+
+
+def txt_records(sandbox: str, name: str) -> list[str]:
+    """The TXT records of NAME as pebble sees them (asked of the ACME container's own DNS):
+    one string per record, its character strings joined (dig's \\DDD escapes kept). A name
+    with none, or one BIND cannot resolve, gives []."""
+    out = docker_cli.run(
+        "exec", container_name(sandbox),
+        "dig", "+short", "+time=2", "+tries=2", "@127.0.0.1", "-p", str(DNS01_PORT), "TXT", name,
+        timeout=60,
+    ).stdout  # fmt: skip
+    lines = [line for line in out.splitlines() if line and not line.startswith(";")]
+    return ["".join(shlex.split(line)) for line in lines]
 
 
 def _dns_management(sandbox: str, path: str, body: str) -> None:
