@@ -71,6 +71,15 @@ def test_add_deploy_and_remove_a_third_project(deployed: Deployed, capsys: pytes
         wait_for(lambda: True if NEW in scrape_projects(deployed) else None, timeout=60, interval=2,
                  on_timeout=lambda: AssertionError(f"Prometheus does not scrape {NEW} 60 s after its deploy"))
 
+        # Its backups are expected from now on; its first weekly restore test, before any
+        # backup, does nothing and fails nothing (no failed unit, no failed-test metric).
+        scheduled = deployed.sh(f"cat /var/lib/stagectl/textfile/stagectl-backup-scheduled-{NEW}.prom")
+        assert f'stagectl_backup_scheduled_timestamp_seconds{{project="{NEW}"}}' in scheduled
+        deployed.sh(f"systemctl start stagectl-backup-verify@{NEW}.service", timeout=120)
+        assert deployed.sh(f"test -e /var/lib/stagectl/textfile/stagectl-backup-verify-{NEW}.prom "
+                           "&& echo written || echo none").strip() == "none"
+        assert "nothing to test" in deployed.sh(f"journalctl -u stagectl-backup-verify@{NEW}.service -n 5 --no-pager")
+
         _a_failed_build_says_why_and_the_release_keeps_serving(deployed, NEW)
 
         removed = runner.invoke(app, ["project", "remove", NEW, "--yes", *env])
@@ -79,6 +88,7 @@ def test_add_deploy_and_remove_a_third_project(deployed: Deployed, capsys: pytes
         assert not [name for name in container_ids(deployed) if name.startswith(f"{NEW}-")]
         assert deployed.sh(f"test -e /opt/projects/{NEW} && echo present || echo gone").strip() == "gone"
         assert deployed.sh(f"test -e /opt/backups/{NEW} && echo present || echo gone").strip() == "gone"
+        assert deployed.sh(f"ls /var/lib/stagectl/textfile | grep -c -- '-{NEW}.prom' || true").strip() == "0"
         # Its certificate goes too: the renewal timer no longer asks the ACME server for the name.
         certificate = f"/etc/letsencrypt/renewal/{NEW}.sandbox.test.conf /etc/letsencrypt/live/{NEW}.sandbox.test"
         assert deployed.sh(f"ls -d {certificate} 2>/dev/null || true").strip() == ""
