@@ -10,6 +10,7 @@ from rich.table import Table
 
 from stagectl import environment
 from stagectl.cli.common import EnvDir, VaultFile, console, print_run, run_with_progress, vault_file
+from stagectl.derived import certificate_lineages
 
 app = typer.Typer(help="Onboard a Django project, or take one off the server.", no_args_is_help=True)
 
@@ -68,7 +69,12 @@ def remove(
     from stagectl.onboard import check_removable, remove_project
 
     out = console()
-    project = next(p for p in check_removable(env, name).projects if p.name == name)
+    loaded = check_removable(env, name)
+    project = next(p for p in loaded.projects if p.name == name)
+    # A name the wildcard serves has no certificate of its own: the wildcard stays for the others.
+    own_certificate = certificate_lineages(
+        [project.domain], loaded.server_domain, loaded.staging.certificates.wildcard is not None
+    )[project.domain] == project.domain
     if not keep_data and not yes:
         typer.confirm(
             f"Delete {project.name}'s data and backups on the server (database, media, backups) and its "
@@ -86,7 +92,8 @@ def remove(
         out.print(note, markup=False)
     if result.refreshed is not None:
         kept = "kept (--keep-data)" if keep_data else "deleted"
-        out.print(f"{name} removed from {environment.INVENTORY}; data, backups and secrets {kept}; its "
-                  f"certificate deleted; the DNS record for {project.domain} can go", markup=False)
+        certificate = "its certificate deleted" if own_certificate else "the wildcard certificate kept for the other names"
+        out.print(f"{name} removed from {environment.INVENTORY}; data, backups and secrets {kept}; "
+                  f"{certificate}; the DNS record for {project.domain} can go", markup=False)
     if not (result.removed.ok and result.refreshed is not None and result.refreshed.ok):
         raise typer.Exit(code=1)
