@@ -247,6 +247,8 @@ def test_certs_status_and_renew_follow_the_wildcard(deployed: Deployed, wildcard
     code, output = certs_cli(deployed, "status")
     assert code == 0, output
     assert "certificates all well (5 names" in output
+    rows = [line for line in output.splitlines() if ".sandbox.test  certbot" in line]
+    assert len(rows) == 5 and all(f"certificate: {WILDCARD_LINEAGE}" in row for row in rows), output
     name = "monitoring.sandbox.test"
     before = served(deployed, name, pebble_root)
     code, output = certs_cli(deployed, "renew", "--name", name, "--force")
