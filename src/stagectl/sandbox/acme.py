@@ -97,12 +97,10 @@ def _ensure_network(network: str, sandbox: str) -> None:
         )
 
 
-def up(
-    sandbox: str, builder: ImageBuilder | None = None, *, dns01_domain: str = DNS01_DOMAIN
-) -> AcmeServer:
+def up(sandbox: str, builder: ImageBuilder | None = None) -> AcmeServer:
     """Start the ACME server of a running sandbox (a running, current one is kept), taking
-    DNS-01 updates for ``_acme-challenge.<dns01_domain>`` (`dns01_credentials`)."""
-    dns01_env = f"ACME_DNS01_ZONE=_acme-challenge.{dns01_domain}"
+    DNS-01 updates for DNS01_ZONE (`dns01_credentials`)."""
+    dns01_env = f"ACME_DNS01_ZONE={DNS01_ZONE}"
     builder = builder or ImageBuilder(out=lambda _line: None)
     try:
         builder.build(["pebble"])
