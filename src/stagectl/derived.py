@@ -201,15 +201,20 @@ class CertificatesView(Certificates):
     lineages: dict[str, list[str]]
 
 
+def wildcard_lineage(server_domain: str) -> str:
+    """The wildcard's lineage: a name the wildcard itself covers, so it never collides with
+    another name's own certificate."""
+    return f"wildcard.{server_domain}"
+
+
 def certificate_lineages(names: list[str], server_domain: str, wildcard: bool) -> dict[str, str]:
-    """Name -> lineage. The wildcard's lineage is named `wildcard.<server_domain>`: a name the
-    wildcard itself covers, so it never collides with another name's own certificate."""
+    """Name -> lineage: the wildcard's for a name one label under `server_domain`, else its own."""
     suffix = f".{server_domain}"
 
     def covered(name: str) -> bool:
         return wildcard and name.endswith(suffix) and "." not in name[: -len(suffix)]
 
-    return {name: f"wildcard{suffix}" if covered(name) else name for name in names}
+    return {name: wildcard_lineage(server_domain) if covered(name) else name for name in names}
 
 
 class SftpTarget(View):
@@ -366,7 +371,7 @@ def derive(env: Environment) -> Derived:
             },
             lineage_of=lineage_of,
             lineages={
-                lineage: [f"*.{domain}"] if certificates.wildcard and lineage == f"wildcard.{domain}" else [lineage]
+                lineage: [f"*.{domain}"] if certificates.wildcard and lineage == wildcard_lineage(domain) else [lineage]
                 for lineage in lineage_of.values()
             },
         ),

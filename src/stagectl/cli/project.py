@@ -10,7 +10,7 @@ from rich.table import Table
 
 from stagectl import environment
 from stagectl.cli.common import EnvDir, VaultFile, console, print_run, run_with_progress, vault_file
-from stagectl.derived import certificate_lineages
+from stagectl.derived import derive
 
 app = typer.Typer(help="Onboard a Django project, or take one off the server.", no_args_is_help=True)
 
@@ -72,9 +72,8 @@ def remove(
     loaded = check_removable(env, name)
     project = next(p for p in loaded.projects if p.name == name)
     # A name the wildcard serves has no certificate of its own: the wildcard stays for the others.
-    own_certificate = certificate_lineages(
-        [project.domain], loaded.server_domain, loaded.staging.certificates.wildcard is not None
-    )[project.domain] == project.domain
+    certificates = derive(loaded).certificates
+    own_certificate = certificates.lineages[certificates.lineage_of[project.domain]] == [project.domain]
     if not keep_data and not yes:
         typer.confirm(
             f"Delete {project.name}'s data and backups on the server (database, media, backups) and its "
