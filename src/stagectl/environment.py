@@ -134,14 +134,19 @@ def _problem(model: type[BaseModel], file: str, prefix: str, error: Any, data: A
     if kind == "missing":
         return Problem(file, where, "is required but missing", "add this key")
     message = error["msg"].removeprefix("Value error, ")
-    hint = _builtin_hint(kind, error.get("ctx") or {}, file)
+    hint = _builtin_hint(kind, error.get("ctx") or {}, file, where)
     # The vault's values are secrets: its messages never quote what was found.
     if file != VAULT and kind in ("int_parsing", "bool_parsing", "string_type", "dict_type", "list_type", "model_type"):
         message = f"{message} (got {error.get('input')!r})"
     return Problem(file, where, message, hint)
 
 
-def _builtin_hint(kind: str, ctx: dict[str, Any], file: str) -> str:
+#: The vault's secrets `stagectl secrets generate` makes; the others are the operator's own
+#: (a relay's password, DNS credentials, the off-site repository's), which no tool can make.
+GENERATED_SECRETS = ("vault_grafana_", "vault_prometheus_", "vault_projects")
+
+
+def _builtin_hint(kind: str, ctx: dict[str, Any], file: str, where: str = "") -> str:
     """What to do about pydantic's own checks (ours say it in their message)."""
     bounds = [f"{word} {ctx[key]}" for key, word in
               (("ge", "at least"), ("gt", "above"), ("le", "at most"), ("lt", "below")) if key in ctx]
@@ -158,6 +163,8 @@ def _builtin_hint(kind: str, ctx: dict[str, Any], file: str) -> str:
         "string_pattern_mismatch": "use only the characters the pattern allows",
         "string_too_short": (
             "run `stagectl secrets generate` after removing it to get a strong one"
+            if file == VAULT and where.startswith(GENERATED_SECRETS)
+            else f"set it to the value your provider gave you (`ansible-vault edit {VAULT}`)"
             if file == VAULT else "make it longer"
         ),
         "too_short": "add at least one entry",
