@@ -49,6 +49,7 @@ class TaskTiming:
     host: str
     seconds: float
     role: str = ""
+    changed: bool = False
 
 
 # Events that end a task on a host; ansible-runner gives them the time since its start.
@@ -68,6 +69,7 @@ def task_timing(event: dict[str, Any]) -> TaskTiming | None:
         host=str(data.get("host", "")),
         seconds=float(duration),
         role=str(data.get("role") or ""),
+        changed=bool((data.get("res") or {}).get("changed")),
     )
 
 
@@ -89,6 +91,10 @@ class RunResult:
     def slowest(self, count: int = 15) -> list[TaskTiming]:
         """The `count` slowest task runs, slowest first."""
         return sorted(self.timings, key=lambda t: t.seconds, reverse=True)[:count]
+
+    def changed_tasks(self) -> list[str]:
+        """The tasks (and handlers) that changed something, in the order they ran."""
+        return list(dict.fromkeys(t.task for t in self.timings if t.changed))
 
     def failure_detail(self, host: str) -> str:
         """Why the run did not get as far as it should for `host`, in one line."""

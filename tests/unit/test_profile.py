@@ -20,7 +20,8 @@ from tests.conftest import EnvFixture
 runner = CliRunner()
 
 
-def _event(kind: str, task: str, duration: Any, role: str = "", host: str = "staging-server") -> dict[str, Any]:
+def _event(kind: str, task: str, duration: Any, role: str = "", host: str = "staging-server",
+           changed: bool = False) -> dict[str, Any]:
     """The shape of an ansible-runner job event (its display callback adds start, end, duration)."""
     return {
         "event": kind,
@@ -29,7 +30,7 @@ def _event(kind: str, task: str, duration: Any, role: str = "", host: str = "sta
         "event_data": {
             "host": host, "task": task, "role": role, "task_action": "ansible.builtin.file",
             "start": "2026-12-04T21:00:00.000000+00:00", "end": "2026-12-04T21:00:01.250000+00:00",
-            "duration": duration, "res": {"changed": False},
+            "duration": duration, "res": {"changed": changed},
         },
     }
 
@@ -54,6 +55,16 @@ def test_slowest_sorts_and_limits() -> None:
         TaskTiming("a", "h", 0.5), TaskTiming("b", "h", 4.0), TaskTiming("c", "h", 2.0),
     ])
     assert [t.task for t in run.slowest(2)] == ["b", "c"]
+
+
+def test_changed_tasks_come_from_the_results_in_order_once_each() -> None:
+    events = [_event("runner_on_ok", "Write the configuration files", 0.2, changed=True),
+              _event("runner_on_ok", "Read the state", 0.1),
+              _event("runner_on_ok", "Reload Alertmanager", 0.3, changed=True),
+              _event("runner_on_ok", "Write the configuration files", 0.2, host="other", changed=True)]
+    timings = [t for t in map(task_timing, events) if t is not None]
+    run = RunResult(status="successful", rc=0, seconds=1.0, timings=timings)
+    assert run.changed_tasks() == ["Write the configuration files", "Reload Alertmanager"]
 
 
 def _report(timings: list[TaskTiming]) -> DeployReport:
