@@ -25,7 +25,7 @@ from stagectl.errors import EnvironmentInvalid, Interrupted, Problem, RenderFail
 from stagectl.model import Vault
 from stagectl.render import RenderedFile, render_environment, render_processes
 from stagectl.runner import ProgressCallback
-from stagectl.validate import Check, run_checks
+from stagectl.validate import Check, collection_checks, run_checks
 
 
 @dataclass
@@ -116,15 +116,14 @@ def plan(
     allocating = {ALLOCATE_PORTS_ENV: "1"} if loaded.allocated else {}
     fresh_out = not out.exists()
     try:
-        files = render_environment(
-            root, out, vault_password_file, on_progress=on_progress, extra_env=allocating,
-            processes=render_processes(len(loaded.env.projects)),
-        )
-        rendered = time.monotonic()
         # --syntax-check does not consult the vars plugin: it needs no allocation.
-        checks = run_checks(
-            files, root=root, vault_password_file=vault_password_file, lint_collection=lint_collection
-        )
+        with collection_checks(root, vault_password_file, enabled=lint_collection) as collection:
+            files = render_environment(
+                root, out, vault_password_file, on_progress=on_progress, extra_env=allocating,
+                processes=render_processes(len(loaded.env.projects)),
+            )
+            rendered = time.monotonic()
+            checks = run_checks(files) + collection()
     except Interrupted:
         # A plan that did not finish leaves nothing behind, not even its complete renders.
         if fresh_out:

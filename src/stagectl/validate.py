@@ -6,7 +6,7 @@ installed is a failed check naming the package that provides it: a plan that ski
 not a plan that passed.
 
 Speed without changing a result: the validators run in parallel (as many as there are CPUs; the
-collection's checks beside them), yamllint reads many files per run, and a check that passed is
+collection's checks beside them, started before the render), yamllint reads many files per run, and a check that passed is
 not run again for the same tool version and the same bytes (`stagectl.validators.cache`). On a
 cold cache every check runs; a failure is never taken from the cache.
 """
@@ -353,20 +353,30 @@ def workers() -> int:
     return max(2, os.cpu_count() or 2)
 
 
-def run_checks(
-    files: Iterable[RenderedFile], *, root: Path, vault_password_file: Path, lint_collection: bool = True,
-    results: ResultCache | None = None,
-) -> list[Check]:
-    """Every check of every file (and of the collection), in the order of `files`."""
+@contextmanager
+def collection_checks(
+    root: Path, vault_password_file: Path, *, enabled: bool = True, results: ResultCache | None = None,
+) -> Iterator[Callable[[], list[Check]]]:
+    """The collection's checks (`--syntax-check`, ansible-lint), started at once in threads of
+    their own: long single processes that need no rendered file, so they run beside whatever the
+    caller does meanwhile (the render, the file checks). The callable waits for their results;
+    leaving the block early (an error, Ctrl-C) ends them."""
+    if not enabled:
+        yield list
+        return
+    results = results if results is not None else ResultCache.default()
+    with _interruptible(ThreadPoolExecutor(max_workers=2, thread_name_prefix="collection")) as slow:
+        syntax = slow.submit(syntax_checks, root, vault_password_file, results=results)
+        lint = slow.submit(ansible_lint, results=results)
+        yield lambda: [*syntax.result(), lint.result()]
+
+
+def run_checks(files: Iterable[RenderedFile], *, results: ResultCache | None = None) -> list[Check]:
+    """Every check of every file, in the order of `files`."""
     results = results if results is not None else ResultCache.default()
     checkers = _checkers()
     files = list(files)
-    # The collection's checks are long single processes: they get their own threads, so that
-    # they do not hold back the file checks that share the CPUs.
-    with _interruptible(ThreadPoolExecutor(max_workers=2, thread_name_prefix="collection")) as slow, \
-            _interruptible(ThreadPoolExecutor(max_workers=workers(), thread_name_prefix="check")) as pool:
-        lint = slow.submit(ansible_lint, results=results) if lint_collection else None
-        syntax = slow.submit(syntax_checks, root, vault_password_file, results=results) if lint_collection else None
+    with _interruptible(ThreadPoolExecutor(max_workers=workers(), thread_name_prefix="check")) as pool:
         numbered = list(enumerate(files))
         futures = [
             *_yamllint_checks([(i, f) for i, f in numbered if f.kind in YAML_KINDS], results, pool),
@@ -375,8 +385,4 @@ def run_checks(
         ]
         # Sorted by file, and per file in the order above (yamllint first, as before).
         found = [(i, order, check) for order, future in enumerate(futures) for i, check in future.result()]
-        ordered = [check for _, _, check in sorted(found, key=lambda item: (item[0], item[1]))]
-        if syntax is not None and lint is not None:
-            ordered += syntax.result()
-            ordered.append(lint.result())
-    return ordered
+    return [check for _, _, check in sorted(found, key=lambda item: (item[0], item[1]))]

@@ -47,10 +47,7 @@ def _file(out: Path, dest: str, kind: str, text: str) -> RenderedFile:
 
 
 def _check(files: list[RenderedFile], results: ResultCache) -> list[Check]:
-    return validate.run_checks(
-        files, root=Path("/nonexistent"), vault_password_file=Path("/nonexistent"),
-        lint_collection=False, results=results,
-    )
+    return validate.run_checks(files, results=results)
 
 
 def test_a_pass_is_reused_until_the_file_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
