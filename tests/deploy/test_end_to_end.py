@@ -16,6 +16,7 @@ import yaml
 
 from stagectl.environment import ALL_VARS
 from stagectl.render import render_environment
+from stagectl.runner import RunResult
 from tests.deploy.conftest import DEMO_APP, Deployed
 
 pytestmark = pytest.mark.sandbox
@@ -327,3 +328,29 @@ def test_second_deploy_changes_nothing_and_rows_survive_it_and_a_reboot(deployed
     assert wait_healthy(deployed, timeout=300) == {}
     code, body = https(deployed, "beryl3.sandbox.test", "/notes/")
     assert code == 200 and marker in body
+
+
+def _full_path(result: RunResult, project: str) -> bool:
+    """Whether the project's deploy went on past its settled check (the rollout's decision is a
+    task of the full path only)."""
+    return any(t.task == f"Note what the rollout has to do for project {project}" for t in result.timings)
+
+
+def test_a_settled_project_is_skipped_until_a_container_is_recreated(deployed: Deployed) -> None:
+    """As the last deploy left it, a project's deploy stops after its file comparison; a container
+    recreated by hand takes the full path again (which finds nothing to do), and a new record."""
+    record = "/opt/projects/beryl3/.stagectl-deployed.json"
+    assert deployed.sh(f"stat -c '%a %U' {record}").split() == ["600", "root"]
+    settled = deployed.redeploy()
+    assert settled.ok, settled.failures
+    assert not _full_path(settled, "beryl3") and not _full_path(settled, "project2")
+    before = json.loads(deployed.sh(f"cat {record}"))["containers"]
+
+    deployed.sh("docker compose --project-directory /opt/projects/beryl3 up --detach --force-recreate --no-deps nginx")
+    assert wait_healthy(deployed) == {}
+    again = deployed.redeploy()
+    assert again.ok, again.failures
+    assert {host: stats.changed for host, stats in again.hosts.items()} == {"sandbox": 0}
+    assert _full_path(again, "beryl3") and not _full_path(again, "project2")
+    after = json.loads(deployed.sh(f"cat {record}"))["containers"]
+    assert len(after) == len(before) and len(set(after) - set(before)) == 1

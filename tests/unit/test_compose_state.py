@@ -1,5 +1,7 @@
 """The `compose_settled` filter decides whether a deploy may skip `docker compose up`: only a
-stack with exactly its services, each running and healthy, is settled."""
+stack with exactly its services, each running and healthy, is settled. `deploy_settled` decides
+whether a project may skip its whole deploy: the same inputs and the same containers as the last
+successful deploy left, each healthy."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import json
 
 from stagectl.ansible_collections.stagectl.staging.plugins.filter.compose_state import (
     compose_settled,
+    deploy_settled,
 )
 
 
@@ -49,3 +52,54 @@ def test_unreadable_or_empty_output_is_not_settled() -> None:
     assert not compose_settled("Error: no such project", ["nginx"])
     assert not compose_settled("", ["nginx"])
     assert not compose_settled(ps(running("nginx")), [])
+
+
+# --- deploy_settled: a project as the last deploy left it ------------------------------------------
+
+
+def docker_ps(service: str, cid: str, status: str = "Up 2 hours (healthy)", state: str = "running") -> dict[str, str]:
+    """A line of `docker ps --format json`: health only in the status text, labels as one string."""
+    return {"ID": cid, "State": state, "Status": status, "Names": f"shop-{service}",
+            "Labels": f"com.docker.compose.project=shop,com.docker.compose.service={service},org.x=a=b"}
+
+
+def left(inputs: str, *ids: str) -> str:
+    return json.dumps({"inputs": inputs, "containers": list(ids)})
+
+
+def output(state: str, *containers: dict[str, str]) -> str:
+    return state + "\n" + ps(*containers)
+
+
+STACK = (docker_ps("django", "c1"), docker_ps("nginx", "c2", "Up 2 hours"))
+
+
+def test_the_same_inputs_and_containers_running_healthy_are_settled() -> None:
+    assert deploy_settled(output(left("k1", "c2", "c1"), *STACK), "k1", ["nginx", "django"])
+
+
+def test_other_inputs_are_not_settled() -> None:
+    assert not deploy_settled(output(left("k0", "c1", "c2"), *STACK), "k1", ["nginx", "django"])
+
+
+def test_no_state_file_is_not_settled() -> None:
+    assert not deploy_settled(output("", *STACK), "k1", ["nginx", "django"])
+    assert not deploy_settled(output("{not json", *STACK), "k1", ["nginx", "django"])
+
+
+def test_a_recreated_container_is_not_settled() -> None:
+    """Same service, new container (recreated by hand, perhaps with other settings)."""
+    assert not deploy_settled(output(left("k1", "c1", "c2"), STACK[0], docker_ps("nginx", "c9")), "k1",
+                              ["nginx", "django"])
+
+
+def test_an_unhealthy_starting_or_stopped_container_is_not_settled() -> None:
+    for bad in (docker_ps("nginx", "c2", "Up 1 second (health: starting)"),
+                docker_ps("nginx", "c2", "Up 2 hours (unhealthy)"),
+                docker_ps("nginx", "c2", "Exited (0) 1 minute ago", state="exited")):
+        assert not deploy_settled(output(left("k1", "c1", "c2"), STACK[0], bad), "k1", ["nginx", "django"])
+
+
+def test_a_candidate_left_from_a_hand_over_is_not_settled() -> None:
+    candidate = docker_ps("django-next", "c3")
+    assert not deploy_settled(output(left("k1", "c1", "c2", "c3"), *STACK, candidate), "k1", ["nginx", "django"])

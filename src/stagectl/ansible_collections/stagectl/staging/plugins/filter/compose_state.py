@@ -1,4 +1,5 @@
-"""Filter: whether a Compose project runs every service it should, each healthy."""
+"""Filters: whether a Compose project runs every service it should, each healthy; whether a
+project is as the last deploy left it."""
 
 from __future__ import annotations
 
@@ -69,6 +70,38 @@ def compose_settled(text: str, services: Iterable[str]) -> bool:
     return sorted(seen) == wanted
 
 
+def _healthy(container: dict[str, Any]) -> bool:
+    """`docker ps` states health only in its status text: "Up 2 hours (healthy)"."""
+    status = str(container.get("Status", ""))
+    return container.get("State") == "running" and "(unhealthy)" not in status and "(health:" not in status
+
+
+def _service(container: dict[str, Any]) -> str:
+    labels = dict(item.partition("=")[::2] for item in str(container.get("Labels", "")).split(","))
+    return labels.get("com.docker.compose.service", "")
+
+
+def deploy_settled(text: str, inputs: str, services: Iterable[str]) -> bool:
+    """The output of `cat <state file>; echo; docker ps --all --no-trunc --filter
+    label=com.docker.compose.project=<project> --format json`: the state file a successful deploy
+    wrote (`{"inputs": ..., "containers": [ids]}`), then one JSON line per container. True when
+    the state names these `inputs` and exactly the containers that run now, each healthy, one
+    per service of `services`: nothing was changed or recreated since that deploy."""
+    first, _, rest = str(text or "").partition("\n")
+    try:
+        state = json.loads(first)
+    except ValueError:
+        return False
+    containers = _containers(rest)
+    if not isinstance(state, dict) or containers is None or state.get("inputs") != inputs:
+        return False
+    return (
+        all(_healthy(c) for c in containers)
+        and sorted(str(c.get("ID", "")) for c in containers) == sorted(map(str, state.get("containers") or []))
+        and sorted(_service(c) for c in containers) == sorted(set(services))
+    )
+
+
 class FilterModule:
     def filters(self) -> dict[str, Callable[..., Any]]:
-        return {"compose_settled": compose_settled}
+        return {"compose_settled": compose_settled, "deploy_settled": deploy_settled}
