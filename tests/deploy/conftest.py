@@ -42,6 +42,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # test_sandbox_data recreates the session's sandbox (down, up, bootstrap, deploy): last.
     items.sort(key=lambda item: Path(str(item.path)).name == "test_sandbox_data.py")
 DEMO_APP = REPO / "examples" / "demo-app"
+#: What runc says when it could not start a process of `docker exec` (not the process failing).
+_RUNC_START_FAILED = "unable to start container process"
 
 
 @dataclass
@@ -56,11 +58,18 @@ class Deployed:
 
     def sh(self, script: str, *, check: bool = True, timeout: float = 120, stdin: str | None = None) -> str:
         """Run a shell script on the server as root (through `docker exec`, not SSH, so that the
-        tests do not depend on the firewall and SSH settings they are checking)."""
-        proc = subprocess.run(
-            ["docker", "exec", "-i", self.info.name, "bash", "-euo", "pipefail", "-c", script],
-            capture_output=True, text=True, timeout=timeout, check=False, input=stdin,
-        )
+        tests do not depend on the firewall and SSH settings they are checking).
+
+        A script is run once more when runc could not start a process of it (`docker exec` on a
+        loaded machine: "read init-p: connection reset by peer"): the failed process never ran,
+        and the scripts the tests run are probes or steps that may be repeated."""
+        for _attempt in range(2):
+            proc = subprocess.run(
+                ["docker", "exec", "-i", self.info.name, "bash", "-euo", "pipefail", "-c", script],
+                capture_output=True, text=True, timeout=timeout, check=False, input=stdin,
+            )
+            if proc.returncode == 0 or _RUNC_START_FAILED not in proc.stderr:
+                break
         if check and proc.returncode != 0:
             raise AssertionError(f"on the sandbox: {script}\n{proc.stdout}\n{proc.stderr}")
         return proc.stdout

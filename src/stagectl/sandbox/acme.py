@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,9 @@ DNS_MANAGEMENT_PORT = 8055
 SERVER_CA_BUNDLE = "/etc/stagectl-sandbox/acme-api-ca.pem"
 _CA_IN_CONTAINER = "/run/pebble/api-ca.pem"
 READY_TIMEOUT = 30.0
+RESOLVE_TIMEOUT = 20.0
+#: Where `refuse` points a name: the ACME container's own loopback, where nothing serves HTTP.
+_NOWHERE = "127.0.0.1"
 #: The domain whose ``_acme-challenge`` name takes DNS-01 updates: the sandbox's
 #: (`stagectl.sandbox.environment.SANDBOX_DOMAIN`, which imports this module).
 DNS01_DOMAIN = "sandbox.test"
@@ -174,14 +178,39 @@ def root_ca(sandbox: str) -> str:
 
 def refuse(sandbox: str, domain: str) -> None:
     """Make the ACME server's validations of DOMAIN fail (its DNS answers with an address where
-    nothing listens), as a name pointing elsewhere would at Let's Encrypt."""
-    body = json.dumps({"host": f"{domain}.", "addresses": ["127.0.0.1"]})
+    nothing listens), as a name pointing elsewhere would at Let's Encrypt. Returns once the
+    resolver pebble asks gives that answer."""
+    body = json.dumps({"host": f"{domain}.", "addresses": [_NOWHERE]})
     _dns_management(sandbox, "add-a", body)
+    _wait_resolved(sandbox, domain, lambda addresses: addresses == [_NOWHERE])
 
 
 def accept(sandbox: str, domain: str) -> None:
-    """Undo `refuse`: DOMAIN resolves to the sandbox server again."""
+    """Undo `refuse`: DOMAIN resolves to the sandbox server again (once this returns, for pebble
+    too)."""
     _dns_management(sandbox, "clear-a", json.dumps({"host": f"{domain}."}))
+    _wait_resolved(sandbox, domain, lambda addresses: bool(addresses) and _NOWHERE not in addresses)
+
+
+def _wait_resolved(sandbox: str, domain: str, wanted: Callable[[list[str]], bool]) -> None:
+    """Wait until the ACME container's own DNS (the one pebble asks) answers DOMAIN's A records
+    as WANTED: an override reaches challtestsrv at once, but a validation that still saw the
+    old answer would make a test of a refused name pass or fail by chance."""
+    seen: list[str] = []
+
+    def resolved() -> bool | None:
+        out = docker_cli.run(
+            "exec", container_name(sandbox),
+            "dig", "+short", "+time=1", "+tries=1", "@127.0.0.1", "-p", str(DNS01_PORT), "A", domain,
+            check=False, timeout=30,
+        ).stdout  # fmt: skip
+        seen[:] = [line for line in out.split() if line and not line.startswith(";")]
+        return wanted(seen) or None
+
+    def stale() -> SandboxError:
+        return SandboxError(f"the sandbox's ACME DNS still answers {domain} with {seen or 'nothing'}")
+
+    wait_for(resolved, timeout=RESOLVE_TIMEOUT, interval=0.5, on_timeout=stale)
 
 
 def dns01_credentials(sandbox: str) -> dict[str, str]:
