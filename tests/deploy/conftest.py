@@ -89,8 +89,8 @@ class Deployed:
         """What the sandbox's webhook receiver got so far, oldest first."""
         return alert_sink.received(self.info.name)
 
-    def redeploy(self, *, check: bool = False) -> RunResult:
-        return deploy(self.root, self.vault_password_file, check=check).run
+    def redeploy(self, *, check: bool = False, project: str | None = None) -> RunResult:
+        return deploy(self.root, self.vault_password_file, check=check, project=project).run
 
 
 def _failures(result: RunResult) -> str:

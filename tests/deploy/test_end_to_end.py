@@ -330,6 +330,27 @@ def test_second_deploy_changes_nothing_and_rows_survive_it_and_a_reboot(deployed
     assert code == 200 and marker in body
 
 
+def test_backups_changed_by_hand_are_all_a_project_deploy_puts_back(deployed: Deployed) -> None:
+    """The backups role reads its files in one round trip and its timers with one `systemctl
+    show`: a timer disabled and stopped by hand and an edited settings file are what the next
+    `deploy --project` writes and starts, and all it changes; the one after it changes nothing."""
+    timer, conf = "stagectl-backup-verify@beryl3.timer", "/etc/stagectl/backups/beryl3.conf"
+    kept = deployed.sh(f"cat {conf}")
+    deployed.sh(f"systemctl disable --now {timer}; echo '# edited by hand' >> {conf}")
+    result = deployed.redeploy(project="beryl3")
+    assert result.ok, result.failures
+    assert result.changed_tasks() == [
+        "Write the backup settings of project beryl3",
+        "Enable and start the backup timers of project beryl3",
+    ]
+    assert deployed.sh(f"systemctl is-enabled {timer}; systemctl is-active {timer}").split() == ["enabled", "active"]
+    assert deployed.sh(f"cat {conf}") == kept
+    again = deployed.redeploy(project="beryl3")
+    assert again.ok, again.failures
+    assert again.changed_tasks() == []
+    assert not any(t.task == "Write the backup settings of project beryl3" for t in again.timings)
+
+
 def _full_path(result: RunResult, project: str) -> bool:
     """Whether the project's deploy went on past its settled check (the rollout's decision is a
     task of the full path only)."""
