@@ -16,6 +16,7 @@ import posixpath
 import re
 import shlex
 import urllib.parse
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -204,14 +205,18 @@ def _probe_address(value: str) -> str:
     return value
 
 
-def _webhook_url(value: str) -> str:
-    parts = urllib.parse.urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(
-            f"'{value}' is not a webhook URL: write the whole address with http:// or https://, "
-            "e.g. https://hooks.example.org/alertmanager"
-        )
-    return value
+def _http_url(kind: str, example: str) -> Callable[[str], str]:
+    """A validator of an http(s) address; its error names what the address is for."""
+
+    def check(value: str) -> str:
+        parts = urllib.parse.urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"'{value}' is not {kind}: write the whole address with http:// or https://, e.g. {example}"
+            )
+        return value
+
+    return check
 
 
 #: restic repository kinds stagectl can configure (credentials through the vault's env).
@@ -265,7 +270,12 @@ ContainerMemory = Annotated[str, AfterValidator(_memory), AfterValidator(_contai
 LogSize = Annotated[str, AfterValidator(_log_size)]
 Calendar = Annotated[str, AfterValidator(_calendar)]
 ProbeAddress = Annotated[str, AfterValidator(_probe_address)]
-WebhookUrl = Annotated[str, AfterValidator(_webhook_url)]
+WebhookUrl = Annotated[
+    str, AfterValidator(_http_url("a webhook URL", "https://hooks.example.org/alertmanager"))
+]
+AcmeDirectoryUrl = Annotated[
+    str, AfterValidator(_http_url("an ACME directory URL", "https://acme-v02.api.letsencrypt.org/directory"))
+]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Secret = Annotated[str, Field(min_length=16)]
 
@@ -851,7 +861,7 @@ class Wildcard(Strict):
 class Certificates(Strict):
     provider: Literal["letsencrypt", "selfsigned"] = "letsencrypt"
     email: Annotated[str, AfterValidator(_email_addresses)] | None = None
-    acme_directory: WebhookUrl = LETSENCRYPT_DIRECTORY
+    acme_directory: AcmeDirectoryUrl = LETSENCRYPT_DIRECTORY
     acme_ca_bundle: Annotated[str, AfterValidator(_absolute_file)] | None = Field(
         default=None,
         description="CA bundle on the server that certbot trusts for the ACME directory's HTTPS "

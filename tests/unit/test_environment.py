@@ -91,6 +91,9 @@ def test_example_environment_is_valid_with_default_values(example_env: EnvFixtur
          ["group_vars/all.yml: prometheus_retension: unknown key 'prometheus_retension'"]),
         (STAGING_VARS, lambda d: d.update(alerting={"webhook_urls": ["hooks.example.org/alert"]}),
          ["group_vars/staging.yml: alerting.webhook_urls[0]: 'hooks.example.org/alert' is not a webhook URL"]),
+        (STAGING_VARS, lambda d: d["certificates"].update(acme_directory="acme.example.org/directory"),
+         [("group_vars/staging.yml: certificates.acme_directory: 'acme.example.org/directory' is not an ACME "
+          "directory URL: write the whole address with http:// or https://, e.g. https://acme-v02")]),
         (STAGING_VARS, lambda d: d.update(monitoring={"probe_hosts": {"beryl3.staging.mdubiel.org": "the server"}}),
          ["monitoring.probe_hosts.beryl3.staging.mdubiel.org: 'the server' is not an IP address"]),
     ],
