@@ -258,6 +258,10 @@ class Derived(View):
     security: Security
     projects: list[ProjectView]
     project_names: list[str]
+    #: Each project's position in `projects`, by name. A role finds its project with one lookup,
+    #: `stagectl.projects[stagectl.project_index[name]]`: `project_names.index(name)` templates
+    #: the whole list on each use, which made rendering quadratic in projects.
+    project_index: dict[str, int]
     dns_records: list[DnsRecord]
 
     def project(self, name: str) -> ProjectView:
@@ -384,5 +388,6 @@ def derive(env: Environment) -> Derived:
         security=settings.security,
         projects=projects,
         project_names=[p.name for p in projects],
+        project_index={p.name: position for position, p in enumerate(projects)},
         dns_records=[DnsRecord(name=name, type="A") for name in public_names],
     )

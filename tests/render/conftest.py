@@ -476,12 +476,23 @@ def _inner(expression: str) -> str:
     return match.group(1)
 
 
-def template_tasks(call: dict[str, Any]) -> list[dict[str, Any]]:
+def manifest_expression(args: dict[str, Any]) -> str:
+    """The Jinja expression of the manifest a `render_files` call renders: its `files`, or for
+    a call over several projects its `files_var` (evaluated per project)."""
+    return str(args["files_var"]) if "projects" in args else _inner(args["files"])
+
+
+PER_PROJECT_TASKS = "equivalence_one_project.yml"
+
+
+def template_tasks(call: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """The same manifest written by ansible.builtin.template (item = the manifest entry, as a
-    deploy's `loop: "{{ <role>_files }}"` gives it), into the same place."""
+    deploy's `loop: "{{ <role>_files }}"` gives it), into the same place: the task file's new
+    content, and for a call over several projects a second task file included once per project
+    (with `project_name` set, as a deploy's project loop sets it)."""
     args = call["stagectl.staging.render_files"]
-    files, dest = _inner(args["files"]), args["dest"]
-    return [
+    files, dest = manifest_expression(args), args["dest"]
+    writes = [
         {
             # One process for every directory (a `file` loop would run a module per directory).
             "name": "Create the directories (equivalence test)",
@@ -502,6 +513,17 @@ def template_tasks(call: dict[str, Any]) -> list[dict[str, Any]]:
             "delegate_to": "localhost",
         },
     ]
+    if "projects" not in args:
+        return {"": writes}
+    return {
+        "": [{
+            "name": "Write each project's manifest (equivalence test)",
+            "ansible.builtin.include_tasks": PER_PROJECT_TASKS,
+            "loop": args["projects"],
+            "loop_control": {"loop_var": "project_name"},
+        }],
+        PER_PROJECT_TASKS: writes,
+    }
 
 
 def _ansible_playbook(collections: Path, env: BuiltEnv, out: Path, **extra: Any) -> subprocess.Popen[str]:
@@ -533,7 +555,8 @@ def render_both_ways(env: BuiltEnv, base: Path) -> BothWays:
             continue
         call = render_files_task(yaml.safe_load(task_file.read_text()))
         if call is not None:
-            task_file.write_text(yaml.safe_dump(template_tasks(call), sort_keys=False))
+            for name, tasks in template_tasks(call).items():
+                (task_file.with_name(name) if name else task_file).write_text(yaml.safe_dump(tasks, sort_keys=False))
             rewritten.append(f"{task_file.parent.parent.name}/tasks/{task_file.name}")
     outs = {"plan": base / "out-render_files", "deploy": base / "out-template"}
     # The template module runs two modules per file (stat, copy): its share of the manifest is

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from stagectl import collection, validate
+from stagectl import collection, process, validate
 from stagectl.cli import app
 from stagectl.validate import Check
 from tests.render.conftest import HOST, RenderPool, collection_snapshot
@@ -22,6 +22,7 @@ from tests.render.conftest import HOST, RenderPool, collection_snapshot
 runner = CliRunner()
 RULES = "roles/shared_monitoring/templates/prometheus/rules/database.yml.j2"
 PROJECTS_CONF = "roles/shared_monitoring/templates/nginx/conf.d/projects.conf.j2"
+APP_ENV = "roles/project/templates/app.env.j2"
 
 
 def _init(tmp_path: Path) -> tuple[Path, Path]:
@@ -110,6 +111,34 @@ def test_a_broken_template_fails_the_plan_with_the_validators_own_words(
     nginx = nginx.split("\nFAILED ", 1)[0]
     assert 'invalid value "maybe"' in nginx and "test failed" in nginx, nginx
     assert "/etc/nginx/stagectl/conf.d/projects.conf" in nginx, "nginx names the file as the container sees it"
+
+
+def test_a_template_that_fails_for_one_project_names_that_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, render_pool: RenderPool
+) -> None:
+    """The projects of a render process are rendered in one task: a template that fails for one
+    of them fails the plan naming that project, the template and the file it was for."""
+    copy = collection_snapshot(tmp_path / "collections")
+    template = copy / "ansible_collections" / "stagectl" / "staging" / APP_ENV
+    template.write_text(template.read_text()
+                        + "{{ project_spec.no_such_setting if project_name == 'project2' else '' }}\n")
+    root, key = _init(tmp_path)
+    render_pool.wait()  # see the test above
+    monkeypatch.setattr(collection, "collections_path", lambda: copy)
+    monkeypatch.setattr(validate, "ansible_lint", lambda **_: Check("ansible-lint", "collection", "skipped", "not run here"))
+    monkeypatch.setattr(validate, "syntax_checks", lambda root, vault_password_file, **_: [])
+
+    try:
+        code, output = _plan(root, key, tmp_path / "plan")
+    finally:
+        # A plan that fails stops the validators it started and refuses new ones, as Ctrl-C
+        # does: the tests after this one, in this process, run validators again.
+        process.allow_runs()
+    assert code != 0, output
+    message = " ".join(output.split())
+    assert ("project project2: app.env.j2 (for /opt/projects/project2/config/.env): "
+            "object of type 'dict' has no attribute 'no_such_setting'") in message, output
+    assert "project beryl3" not in message, output
 
 
 def _processes() -> list[tuple[int, int, int, str]]:

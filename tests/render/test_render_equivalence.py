@@ -102,16 +102,21 @@ def test_every_role_renders_its_whole_manifest_with_render_files() -> None:
                 problems.append(f"{where}: is not one stagectl.staging.render_files task")
                 continue
             args: dict[str, Any] = call["stagectl.staging.render_files"]
-            match = re.fullmatch(r"\{\{ (\w+) \}\}", str(args.get("files", "")))
+            per_project = "projects" in args
+            match = (re.fullmatch(r"(\w+)", str(args.get("files_var", ""))) if per_project
+                     else re.fullmatch(r"\{\{ (\w+) \}\}", str(args.get("files", ""))))
             if not match or match.group(1) not in variables or not match.group(1).startswith(f"{role}_"):
-                problems.append(f"{where}: files is {args.get('files')!r}, not a manifest of vars/main.yml")
+                problems.append(f"{where}: the manifest given is {args.get('files_var' if per_project else 'files')!r}, "
+                                "not a manifest of vars/main.yml")
             else:
                 passed.add(match.group(1))
+            if per_project and args["projects"] != "{{ stagectl_render_projects }}":
+                problems.append(f"{where}: projects is {args['projects']!r}, not the render's projects")
             if args.get("dest") != "{{ stagectl_render_dir }}/{{ inventory_hostname }}":
                 problems.append(f"{where}: dest is {args.get('dest')!r}")
             manifest = str(args.get("manifest", ""))
             if not (manifest.startswith(f"{{{{ stagectl_render_dir }}}}/.manifest/{{{{ inventory_hostname }}}}-{role}")
-                    and manifest.endswith(".json")):
+                    and manifest.endswith("-{project}.json" if per_project else ".json")):
                 problems.append(f"{where}: manifest is {manifest!r}")
             if args.get("role") != role:
                 problems.append(f"{where}: role is {args.get('role')!r}")

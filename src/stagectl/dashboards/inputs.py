@@ -65,6 +65,12 @@ def _get(data: Mapping[str, Any], key: str, where: str) -> Any:
         ) from None
 
 
+# The keys of `stagectl` and of each of its projects that read_environment reads: a caller that
+# converts the variable first (the Ansible filter) converts only these.
+ENVIRONMENT_KEYS = ("projects", "shared")
+PROJECT_KEYS = ("name", "domain", "database", "containers")
+
+
 def _project(data: Mapping[str, Any], index: int) -> ProjectInfo:
     where = f"projects[{index}]."
     containers = _get(data, "containers", where)

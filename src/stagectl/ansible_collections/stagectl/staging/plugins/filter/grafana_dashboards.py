@@ -60,20 +60,24 @@ try:
         dashboard_paths,
         render,
     )
+    from stagectl.dashboards.inputs import ENVIRONMENT_KEYS, PROJECT_KEYS
 
     IMPORT_ERROR: Exception | None = None
 except ImportError as exc:  # pragma: no cover - only without the stagectl package
     IMPORT_ERROR = exc
 
 
+def _unwrapped(data: Any) -> Any:
+    """The values as stored, not templated one by one on access: `stagectl` comes from the vars
+    plugin and holds no templates, and item-by-item access made each dashboard cost as much as
+    the whole environment (quadratic in projects)."""
+    raw = getattr(data, "_non_lazy_copy", None)
+    return raw() if callable(raw) else data
+
+
 def _plain(data: Any) -> Any:
     """Ansible 2.19 hands over lazy, tagged containers; the builders want plain Python values."""
-    # The values as stored, not templated one by one on access: `stagectl` comes from the vars
-    # plugin and holds no templates, and item-by-item access made each dashboard cost as much
-    # as the whole environment (quadratic in projects).
-    raw = getattr(data, "_non_lazy_copy", None)
-    if callable(raw):
-        data = raw()
+    data = _unwrapped(data)
     if isinstance(data, Mapping):
         return {str(k): _plain(v) for k, v in data.items()}
     if isinstance(data, (list, tuple)):
@@ -97,7 +101,21 @@ def _check(stagectl: Any) -> dict[str, Any]:
             "grafana_dashboard expects the `stagectl` variable (a mapping), "
             f"got {type(stagectl).__name__}"
         )
-    plain: dict[str, Any] = _plain(stagectl)
+    # Only what the dashboards read: the whole environment converted for each dashboard made
+    # the shared stack's rendering quadratic in projects (a dashboard per project, each
+    # converting every project's settings).
+    data = _unwrapped(stagectl)
+    plain: dict[str, Any] = {}
+    for key in ENVIRONMENT_KEYS:
+        value = _unwrapped(data[key]) if key in data else None
+        if key == "projects" and isinstance(value, (list, tuple)):
+            plain[key] = [
+                {field: _plain(project[field]) for field in PROJECT_KEYS if field in project}
+                if isinstance(project := _unwrapped(entry), Mapping) else _plain(entry)
+                for entry in value
+            ]
+        elif key in data:
+            plain[key] = _plain(value)
     return plain
 
 
