@@ -1,5 +1,5 @@
 """Filters: whether a Compose project runs every service it should, each healthy; whether a
-project is as the last deploy left it."""
+project, or which of many, is as the last deploy left it."""
 
 from __future__ import annotations
 
@@ -76,32 +76,48 @@ def _healthy(container: dict[str, Any]) -> bool:
     return container.get("State") == "running" and "(unhealthy)" not in status and "(health:" not in status
 
 
-def _service(container: dict[str, Any]) -> str:
+def _label(container: dict[str, Any], name: str) -> str:
     labels = dict(item.partition("=")[::2] for item in str(container.get("Labels", "")).split(","))
-    return labels.get("com.docker.compose.service", "")
+    return labels.get(name, "")
 
 
-def deploy_settled(text: str, inputs: str, services: Iterable[str]) -> bool:
-    """The output of `cat <state file>; echo; docker ps --all --no-trunc --filter
-    label=com.docker.compose.project=<project> --format json`: the state file a successful deploy
-    wrote (`{"inputs": ..., "containers": [ids]}`), then one JSON line per container. True when
-    the state names these `inputs` and exactly the containers that run now, each healthy, one
-    per service of `services`: nothing was changed or recreated since that deploy."""
-    first, _, rest = str(text or "").partition("\n")
+def deploy_settled_projects(text: str, candidates: Iterable[dict[str, Any]]) -> list[str]:
+    """Which projects are as the last deploy left them. `text` has one line per candidate, in
+    order, with the first line of its record (empty when there is none), then `docker ps --all
+    --no-trunc --format json --filter label=com.docker.compose.project` of every Compose project.
+    A candidate is an entry of `file_changes`' `projects` with `details` (`inputs`,
+    `compose_project`) and `compose_services`. A candidate is settled when its record, the one a
+    successful deploy wrote (`{"inputs": ..., "containers": [ids]}`), names these `inputs` and
+    exactly the containers of its Compose project that run now, each healthy, one per service of
+    `compose_services`: nothing was changed or recreated since that deploy. Returns the names of
+    the settled candidates."""
+    candidates = list(candidates)
+    lines = str(text or "").split("\n")
+    containers = _containers("\n".join(lines[len(candidates):]))
+    if len(lines) < len(candidates) or containers is None:
+        return []
+    by_project: dict[str, list[dict[str, Any]]] = {}
+    for container in containers:
+        by_project.setdefault(_label(container, "com.docker.compose.project"), []).append(container)
+    return [str(candidate["name"]) for record, candidate in zip(lines, candidates, strict=False)
+            if _settled(record, by_project.get(str(candidate["details"]["compose_project"]), []),
+                        str(candidate["details"]["inputs"]), candidate["compose_services"])]
+
+
+def _settled(record: str, containers: list[dict[str, Any]], inputs: str, services: Iterable[str]) -> bool:
     try:
-        state = json.loads(first)
+        state = json.loads(record)
     except ValueError:
         return False
-    containers = _containers(rest)
-    if not isinstance(state, dict) or containers is None or state.get("inputs") != inputs:
+    if not isinstance(state, dict) or state.get("inputs") != inputs:
         return False
     return (
         all(_healthy(c) for c in containers)
         and sorted(str(c.get("ID", "")) for c in containers) == sorted(map(str, state.get("containers") or []))
-        and sorted(_service(c) for c in containers) == sorted(set(services))
+        and sorted(_label(c, "com.docker.compose.service") for c in containers) == sorted(set(services))
     )
 
 
 class FilterModule:
     def filters(self) -> dict[str, Callable[..., Any]]:
-        return {"compose_settled": compose_settled, "deploy_settled": deploy_settled}
+        return {"compose_settled": compose_settled, "deploy_settled_projects": deploy_settled_projects}
