@@ -152,10 +152,11 @@ def bridge_gateway() -> str:
     return str(config.get("Gateway") or next(ipaddress.ip_network(config["Subnet"]).hosts()))
 
 
-def set_global(env_root: Path, section: str, key: str, value: object) -> None:
-    """One setting of group_vars/all.yml (validated by the vars plugin on the next run)."""
-    path = env_root / ALL_VARS
-    data = yaml.safe_load(path.read_text())
+def set_global(env_root: Path, section: str, key: str, value: object, vars_file: str = ALL_VARS) -> None:
+    """One setting of group_vars/all.yml, or of `vars_file` (validated by the vars plugin on the
+    next run)."""
+    path = env_root / vars_file
+    data = yaml.safe_load(path.read_text()) or {}
     data.setdefault(section, {})[key] = value
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 

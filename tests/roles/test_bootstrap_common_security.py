@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from stagectl import collection
+from stagectl.environment import STAGING_VARS
 
 from .conftest import Timings, Workspace, new_workspace
 from .sandbox import (
@@ -43,6 +44,7 @@ pytestmark = pytest.mark.docker
 
 HERE = Path(__file__).resolve().parent
 COMMON_SECURITY = HERE / "playbooks" / "common-security.yml"
+CERTIFICATES = HERE / "playbooks" / "certificates.yml"
 HOST = "staging-server"
 PRELOAD_ARCHIVE = "/opt/preload/debian-base.tar"
 PROBE_PORT = 8081  # a container published on 0.0.0.0 at a port the firewall does not open
@@ -440,6 +442,55 @@ def test_second_run_changes_nothing(second_run: PlaybookRun) -> None:
 def test_check_diff_run_changes_nothing(check_run: PlaybookRun) -> None:
     recap = assert_ok(check_run)
     assert recap["changed"] == 0, f"changed: {check_run.changed_tasks()}\n{check_run.explain()}"
+
+
+@dataclass
+class SelfSigned:
+    runs: dict[str, PlaybookRun]
+    key: str
+    key_mode: str
+    record: str
+
+
+@pytest.fixture(scope="module")
+def self_signed(check_run: PlaybookRun, hardened: Server) -> SelfSigned:
+    """The certificates role with provider selfsigned: a first run, a second, one after a key's
+    mode was changed by hand, and a preview after that."""
+    set_global(hardened.ws.env_root, "certificates", "provider", "selfsigned", STAGING_VARS)
+    runs = {"first": hardened.play("certificates (selfsigned), first run", CERTIFICATES)}
+    assert_ok(runs["first"])
+    runs["second"] = hardened.play("certificates (selfsigned), second run", CERTIFICATES)
+    sh = hardened.sandbox.sh
+    key = sh("find /etc/letsencrypt/live -name privkey.pem | sort | head -n 1").stdout.strip()
+    sh(f"chmod 0644 {key}")
+    runs["key changed by hand"] = hardened.play("certificates (selfsigned), a key's mode changed", CERTIFICATES)
+    runs["preview"] = hardened.play("certificates (selfsigned), --check", CERTIFICATES, "--check", "--diff")
+    record = "/etc/letsencrypt/stagectl-selfsigned.json"
+    return SelfSigned(runs, key, sh(f"stat -c %a {key}").stdout.strip(), sh(f"stat -c '%a %U' {record}").stdout.strip())
+
+
+def _signs(run: PlaybookRun) -> bool:
+    """Whether the run went through the self-signed certificates' tasks (not only their record)."""
+    return "certificates : Sign each certificate]" in run.output
+
+
+def test_self_signed_certificates_left_as_they_are_cost_no_round_trip_per_certificate(self_signed: SelfSigned) -> None:
+    first, second = self_signed.runs["first"], self_signed.runs["second"]
+    assert assert_ok(first)["changed"] > 0 and _signs(first), first.explain()
+    assert self_signed.record == "600 root"
+    # As the first run left them: its record matches, so none of the per-certificate tasks runs.
+    assert assert_ok(second)["changed"] == 0, f"changed: {second.changed_tasks()}\n{second.explain()}"
+    assert not _signs(second), second.explain()
+
+
+def test_a_self_signed_key_changed_by_hand_is_put_back_and_then_left_alone(self_signed: SelfSigned) -> None:
+    fixed, preview = self_signed.runs["key changed by hand"], self_signed.runs["preview"]
+    assert_ok(fixed)
+    assert _signs(fixed) and [name.split(" : ")[-1] for name in fixed.changed_tasks()] == [
+        "Create the private key of each certificate"], fixed.explain()
+    assert self_signed.key_mode == "600"
+    assert assert_ok(preview)["changed"] == 0, f"changed: {preview.changed_tasks()}\n{preview.explain()}"
+    assert not _signs(preview), preview.explain()
 
 
 def test_bootstrap_again_as_ansible_changes_nothing(check_run: PlaybookRun, hardened: Server) -> None:
