@@ -105,7 +105,6 @@ from typing import Any
 import yaml
 from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.plugins.action import ActionBase
-from ansible.template import trust_as_template
 from ansible_collections.stagectl.staging.plugins.action.render_files import (  # type: ignore[import-untyped]
     VARIABLE_NAME,
 )
@@ -170,9 +169,9 @@ class ActionModule(ActionBase):  # type: ignore[misc]
         manifests = []
         for name in names:
             project_vars = {**task_vars, "project_name": name}
-            evaluated = {key: self._evaluate(var, project_vars, name) if var else None
-                         for key, var in variables.items() if key != "details_var"}
             try:
+                evaluated = {key: renderer._variable(var, project_vars) if var else None
+                             for key, var in variables.items() if key != "details_var"}
                 manifests.append(_Manifest.of(renderer, project_vars, evaluated["files_var"],
                                               evaluated["directories_var"], evaluated["copies_var"],
                                               evaluated["compose_file_var"]))
@@ -184,17 +183,13 @@ class ActionModule(ActionBase):  # type: ignore[misc]
             changes = manifest.changes(found)
             entry = {"name": name, "differs": any(changes[key] for key in _CHANGE_KEYS), **changes}
             if variables["details_var"] and not entry["differs"]:
-                entry["details"] = self._evaluate(variables["details_var"], {**task_vars, "project_name": name}, name)
+                try:
+                    entry["details"] = renderer._variable(variables["details_var"], {**task_vars, "project_name": name})
+                except AnsibleActionFail as exc:
+                    raise AnsibleActionFail(f"project {name}: {exc.message}") from None
             entries.append(entry)
         result.update(changed=False, projects=entries)
         return result
-
-    def _evaluate(self, variable: str, project_vars: dict[str, Any], project: str) -> Any:
-        templar = self._templar.copy_with_new_env(available_variables=project_vars)
-        try:
-            return templar.template(trust_as_template("{{ " + variable + " }}"))
-        except AnsibleError as exc:
-            raise AnsibleActionFail(f"project {project}: {variable}: {exc.message}") from None
 
     def _read_host(self, manifests: list[_Manifest], task_vars: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """The checksum, mode and owner of every path of `manifests`, in one module run."""

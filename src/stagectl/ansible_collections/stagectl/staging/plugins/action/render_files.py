@@ -148,13 +148,13 @@ class ActionModule(ActionBase):  # type: ignore[misc]
         manifest.write_text(json.dumps({"host": host, "role": role, "files": record}, indent=2) + "\n")
         return len(record)
 
-    def _project_files(self, files_var: str, project_vars: dict[str, Any]) -> list[Any]:
+    def _variable(self, name: str, project_vars: dict[str, Any]) -> Any:
+        """The value of the variable `name` (checked against VARIABLE_NAME) with `project_vars`."""
         templar = self._templar.copy_with_new_env(available_variables=project_vars)
         try:
-            files = templar.template(trust_as_template("{{ " + files_var + " }}"))
+            return templar.template(trust_as_template("{{ " + name + " }}"))
         except AnsibleError as exc:
-            raise AnsibleActionFail(f"{files_var}: {exc.message}") from None
-        return list(files)
+            raise AnsibleActionFail(f"{name}: {exc.message}") from None
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         task_vars = task_vars or {}
@@ -180,7 +180,7 @@ class ActionModule(ActionBase):  # type: ignore[misc]
             for name in map(str, projects):
                 project_vars = {**task_vars, "project_name": name}
                 try:
-                    rendered += self._render_manifest(self._project_files(files_var, project_vars), project_vars,
+                    rendered += self._render_manifest(list(self._variable(files_var, project_vars)), project_vars,
                                                       root, Path(manifest.replace("{project}", name)), role)
                 except AnsibleActionFail as exc:
                     raise AnsibleActionFail(f"project {name}: {exc.message}") from None
