@@ -49,22 +49,24 @@ _value:
 """
 
 from collections.abc import Mapping
+from types import ModuleType
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
-try:
-    from stagectl.dashboards import (
-        DashboardInputError,
-        UnknownDashboard,
-        dashboard_paths,
-        render,
-    )
-    from stagectl.dashboards.inputs import ENVIRONMENT_KEYS, PROJECT_KEYS
 
-    IMPORT_ERROR: Exception | None = None
-except ImportError as exc:  # pragma: no cover - only without the stagectl package
-    IMPORT_ERROR = exc
+def _dashboards() -> ModuleType:
+    """stagectl.dashboards, imported on first use: Ansible loads every filter file of the
+    collection to find any one of its filters, in each task's worker, and the dashboard builders
+    (grafana-foundation-sdk) took 0.2 s of every task that used a stagectl filter."""
+    try:
+        import stagectl.dashboards
+    except ImportError as exc:  # pragma: no cover - only without the stagectl package
+        raise AnsibleFilterError(
+            f"the stagectl Python package is not importable by Ansible ({exc}); "
+            "install stagectl in the same Python environment as ansible-core"
+        ) from None
+    return stagectl.dashboards
 
 
 def _unwrapped(data: Any) -> Any:
@@ -91,11 +93,8 @@ def _plain(data: Any) -> Any:
 
 
 def _check(stagectl: Any) -> dict[str, Any]:
-    if IMPORT_ERROR is not None:
-        raise AnsibleFilterError(
-            f"the stagectl Python package is not importable by Ansible ({IMPORT_ERROR}); "
-            "install stagectl in the same Python environment as ansible-core"
-        )
+    from stagectl.dashboards.inputs import ENVIRONMENT_KEYS, PROJECT_KEYS
+
     if not isinstance(stagectl, Mapping):
         raise AnsibleFilterError(
             "grafana_dashboard expects the `stagectl` variable (a mapping), "
@@ -120,16 +119,18 @@ def _check(stagectl: Any) -> dict[str, Any]:
 
 
 def grafana_dashboard(stagectl: Any, path: str) -> str:
+    dashboards = _dashboards()
     try:
-        return render(_check(stagectl), str(path))
-    except (UnknownDashboard, DashboardInputError) as exc:
+        return str(dashboards.render(_check(stagectl), str(path)))
+    except (dashboards.UnknownDashboard, dashboards.DashboardInputError) as exc:
         raise AnsibleFilterError(f"grafana_dashboard: {exc}") from None
 
 
 def grafana_dashboard_paths(stagectl: Any) -> list[str]:
+    dashboards = _dashboards()
     try:
-        return dashboard_paths(_check(stagectl))
-    except DashboardInputError as exc:
+        return list(dashboards.dashboard_paths(_check(stagectl)))
+    except dashboards.DashboardInputError as exc:
         raise AnsibleFilterError(f"grafana_dashboard_paths: {exc}") from None
 
 
