@@ -375,3 +375,30 @@ def test_a_settled_project_is_skipped_until_a_container_is_recreated(deployed: D
     assert _full_path(again, "beryl3") and not _full_path(again, "project2")
     after = json.loads(deployed.sh(f"cat {record}"))["containers"]
     assert len(after) == len(before) and len(set(after) - set(before)) == 1
+
+
+def _shared_role_ran(result: RunResult) -> bool:
+    """Whether the run included the shared stack's role itself, not only its survey."""
+    return any(t.task == "Check the environment and the vault" for t in result.timings)
+
+
+def test_a_project_deploy_wires_the_shared_stack_only_when_it_differs(deployed: Deployed) -> None:
+    """`deploy --project` looks at the shared stack in two round trips and includes its role only
+    when something there differs: a server block left by hand in the main nginx's conf.d (loaded
+    by pattern, listed by no manifest) is what the next project deploy removes; otherwise that
+    deploy leaves the stack alone."""
+    settled = deployed.redeploy(project="beryl3")
+    assert settled.ok, settled.failures
+    assert settled.changed_tasks() == [] and not _shared_role_ran(settled)
+
+    stray = "/opt/shared/nginx/config/conf.d/left-by-hand.conf"
+    deployed.sh(f"echo '# left by hand' > {stray}")
+    pruned = deployed.redeploy(project="beryl3")
+    assert pruned.ok, pruned.failures
+    assert _shared_role_ran(pruned)
+    assert "Remove the files the manifest no longer lists" in pruned.changed_tasks()
+    assert deployed.sh(f"ls {stray} 2>/dev/null || echo gone").strip() == "gone"
+
+    again = deployed.redeploy(project="beryl3")
+    assert again.ok, again.failures
+    assert again.changed_tasks() == [] and not _shared_role_ran(again)
