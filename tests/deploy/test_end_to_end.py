@@ -357,6 +357,11 @@ def _full_path(result: RunResult, project: str) -> bool:
     return any(t.task == f"Note what the rollout has to do for project {project}" for t in result.timings)
 
 
+def _shared_role_ran(result: RunResult) -> bool:
+    """Whether the run included the shared stack's role itself, not only its survey."""
+    return any(t.task == "Check the environment and the vault" for t in result.timings)
+
+
 def test_a_settled_project_is_skipped_until_a_container_is_recreated(deployed: Deployed) -> None:
     """As the last deploy left it, a project's deploy stops after its file comparison; a container
     recreated by hand takes the full path again (which finds nothing to do), and a new record."""
@@ -365,6 +370,7 @@ def test_a_settled_project_is_skipped_until_a_container_is_recreated(deployed: D
     settled = deployed.redeploy()
     assert settled.ok, settled.failures
     assert not _full_path(settled, "beryl3") and not _full_path(settled, "project2")
+    assert not _shared_role_ran(settled)
     before = json.loads(deployed.sh(f"cat {record}"))["containers"]
 
     deployed.sh("docker compose --project-directory /opt/projects/beryl3 up --detach --force-recreate --no-deps nginx")
@@ -377,15 +383,10 @@ def test_a_settled_project_is_skipped_until_a_container_is_recreated(deployed: D
     assert len(after) == len(before) and len(set(after) - set(before)) == 1
 
 
-def _shared_role_ran(result: RunResult) -> bool:
-    """Whether the run included the shared stack's role itself, not only its survey."""
-    return any(t.task == "Check the environment and the vault" for t in result.timings)
-
-
-def test_a_project_deploy_wires_the_shared_stack_only_when_it_differs(deployed: Deployed) -> None:
-    """`deploy --project` looks at the shared stack in two round trips and includes its role only
-    when something there differs: a server block left by hand in the main nginx's conf.d (loaded
-    by pattern, listed by no manifest) is what the next project deploy removes; otherwise that
+def test_the_shared_stack_is_deployed_only_when_it_differs(deployed: Deployed) -> None:
+    """A deploy, of the server or of one project, looks at the shared stack in two round trips
+    and includes its role only when something there differs: a file left by hand where a service
+    loads files by pattern (listed by no manifest) is what the next deploy removes; otherwise the
     deploy leaves the stack alone."""
     settled = deployed.redeploy(project="beryl3")
     assert settled.ok, settled.failures
@@ -398,6 +399,14 @@ def test_a_project_deploy_wires_the_shared_stack_only_when_it_differs(deployed: 
     assert _shared_role_ran(pruned)
     assert "Remove the files the manifest no longer lists" in pruned.changed_tasks()
     assert deployed.sh(f"ls {stray} 2>/dev/null || echo gone").strip() == "gone"
+
+    rule = "/opt/shared/prometheus/config/rules/left-by-hand.yml"
+    deployed.sh(f"echo 'groups: []' > {rule}")
+    whole = deployed.redeploy()
+    assert whole.ok, whole.failures
+    assert _shared_role_ran(whole)
+    assert "Remove the files the manifest no longer lists" in whole.changed_tasks()
+    assert deployed.sh(f"ls {rule} 2>/dev/null || echo gone").strip() == "gone"
 
     again = deployed.redeploy(project="beryl3")
     assert again.ok, again.failures
