@@ -444,6 +444,34 @@ def test_check_diff_run_changes_nothing(check_run: PlaybookRun) -> None:
     assert recap["changed"] == 0, f"changed: {check_run.changed_tasks()}\n{check_run.explain()}"
 
 
+def test_common_puts_back_only_what_was_changed_by_hand(check_run: PlaybookRun, hardened: Server) -> None:
+    """The common role compares its files and directories with the server in one round trip,
+    reads its units' state and the networks once: a journald drop-in edited by hand, the prune
+    timer stopped and the shared networks removed are what the next run writes, starts and
+    creates, and all it changes."""
+    sh = hardened.sandbox.sh
+    dropin = "/etc/systemd/journald.conf.d/50-stagectl.conf"
+    kept = sh(f"cat {dropin}").stdout
+    networks = set(sh("docker network ls --format '{{.Name}}'").stdout.split()) - {"bridge", "host", "none"}
+    assert len(networks) == 2, networks
+    sh(f"echo '# edited by hand' >> {dropin}; systemctl disable --now stagectl-docker-prune.timer; "
+       f"docker network rm {' '.join(sorted(networks))}")
+    run = hardened.play("common + security after hand edits", COMMON_SECURITY)
+    assert_ok(run)
+    # One line a loop item: both networks.
+    assert [name.split(" : ")[-1] for name in run.changed_tasks()] == [
+        "Create the shared Docker networks",
+        "Create the shared Docker networks",
+        "Write the maintenance configuration and units",
+        "Restart journald",
+        "Enable and start the Docker prune timer",
+    ], run.explain()
+    assert sh(f"cat {dropin}").stdout == kept
+    assert sh("systemctl is-enabled stagectl-docker-prune.timer; systemctl is-active stagectl-docker-prune.timer"
+              ).stdout.split() == ["enabled", "active"]
+    assert set(sh("docker network ls --format '{{.Name}}'").stdout.split()) >= networks
+
+
 @dataclass
 class SelfSigned:
     runs: dict[str, PlaybookRun]

@@ -47,7 +47,7 @@ options:
       - Project names. Instead of O(files), O(directories), O(copies) and O(compose_file), each
         project's are the variables O(files_var), O(directories_var), O(copies_var) and
         O(compose_file_var), evaluated with C(project_name) set to the project, and all projects
-        are read with the same one M(ansible.builtin.find) run: a deploy of many projects learns
+        are read with the same one M(ansible.builtin.find) run, so a deploy of many projects learns
         which of them differ in one round trip.
     type: list
     elements: str
@@ -66,7 +66,7 @@ options:
   details_var:
     description:
       - With O(projects), the name of a variable evaluated for each project none of whose files,
-        directories and copies differs, and returned as that project's C(details): what the caller
+        directories and copies differs, and returned as that project's C(details), what the caller
         needs next of the projects that may be settled, computed for those only.
     type: str
 """

@@ -15,8 +15,8 @@ description:
     the test suite checks that both give the same bytes.
   - Also writes O(manifest), a JSON record of what was rendered, read by C(stagectl plan).
   - With O(projects), renders one project's manifest after another in this one task, each with
-    C(project_name) set to the project: a role included once per project cost more than its
-    rendering when an environment has many projects.
+    C(project_name) set to the project (a role included once per project cost more than its
+    rendering when an environment has many projects).
   - Never touches a managed host.
 options:
   files:

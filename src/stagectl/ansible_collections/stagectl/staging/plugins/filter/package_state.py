@@ -10,7 +10,7 @@ description:
     gives for O(os_family), followed by the packages O(packages), and returns the packages of O(packages)
     that it does not show as installed, in the order of O(packages).
   - A package manager module (M(ansible.builtin.apt), M(community.general.pacman)) opens the
-    whole package database even when there is nothing to install: about a second a task. A role
+    whole package database even when there is nothing to install (about a second a task). A role
     asks for its packages in one short command and runs the module only when this list is not
     empty.
   - A package missing from the output (a name the package manager does not know, a virtual
