@@ -171,6 +171,8 @@ def test_the_shared_stacks_state_is_backed_up_checked_and_restored_part_by_part(
     deployed.sh(f"echo kept > {certs}/before-{marker}; echo kept > {data}/before-{marker}")
     code, output = _stagectl(deployed, "backup", "run", "--project", "shared")
     assert code == 0 and "backup of shared OK" in output, output
+    # Read while it runs: Docker reports a paused container unhealthy until its next check.
+    assert deployed.sh("docker inspect -f '{{.State.Health.Status}}' shared-alertmanager-1").strip() == "healthy"
     backups = _shared_backups(deployed)
     newest = backups[0]
     assert newest.size > 0 and newest.path.endswith(f"shared-{newest.id}.parts"), newest

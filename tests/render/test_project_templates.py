@@ -22,6 +22,7 @@ import socket
 import stat
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
@@ -490,6 +491,7 @@ def test_backup_settings_of_the_shared_stacks_state(example: Rendered) -> None:
         "SHARED_ROOT": "/opt/shared",
         "CERTS_DIR": "/etc/letsencrypt",
         "STATE_PARTS": "alertmanager:alertmanager/data grafana:grafana/data",
+        "PAUSED_SERVICES": "grafana",
         "SKIP_PATHS": "prometheus/data:loki/data:alloy/data",
         "NGINX_SERVICE": "nginx",
         "NGINX_CONFIG": "/etc/nginx/stagectl/nginx.conf",
@@ -639,6 +641,81 @@ def test_the_backup_tool_saves_output_with_the_checksum_taken_as_it_streams(exam
         assert (tmp_path / f"{name}.sha256").read_text() == f"{hashlib.sha256(content).hexdigest()}  {name}\n"
     assert (tmp_path / "function.out").read_text() == "archived\n"
     assert not (tmp_path / "failed.out").exists()
+
+
+def _shared_part_harness(script: str, *lines: str) -> str:
+    """The tool's archive_part and wait_healthy, cut out of the rendered script, with docker and
+    Compose replaced by a function that logs its calls to $CALLS: `inspect` answers the health
+    before the pause from $HEALTHY_BEFORE, a 2 s interval and 1 s timeout, then `unhealthy` for the
+    first $UNHEALTHY_READS reads of the status and `healthy` after them."""
+    functions = [
+        re.search(rf"^{name}\(\) \{{\n.*?^\}}\n", script, re.DOTALL | re.MULTILINE) for name in ("archive_part", "wait_healthy")
+    ]
+    assert all(functions), "no archive_part() or wait_healthy() in the backup tool"
+    return "\n".join([
+        "set -euo pipefail",
+        'PAUSED=""',
+        'die() { echo "died: $*" >&2; exit 1; }',
+        'log() { echo "log $*" >>"$CALLS"; }',
+        "sleep() { :; }",
+        "shared_compose() { echo c1; echo c2; }",
+        "docker() {",
+        '    echo "docker $*" >>"$CALLS"',
+        '    case "$1:${3:-}" in',
+        '        inspect:*"eq .State.Health.Status"*) printf "%s\\n" $HEALTHY_BEFORE ;;',
+        '        inspect:*Config.Healthcheck*) echo "2000000000 1000000000" ;;',
+        "        inspect:*)",
+        '            reads=$(($(cat "$READS") + 1)); echo "$reads" >"$READS"',
+        '            for id in "${@:4}"; do [ "$reads" -gt "$UNHEALTHY_READS" ] && echo healthy || echo unhealthy; done ;;',
+        "    esac",
+        "}",
+        *(match.group(0) for match in functions if match),
+        *lines,
+    ])
+
+
+@pytest.mark.parametrize(
+    ("service", "healthy_before", "unhealthy_reads", "paused", "status_reads", "warned"),
+    [
+        pytest.param("alertmanager", "c1 c2", 5, False, 0, False, id="read-while-it-runs"),
+        pytest.param("grafana", "c1 c2", 3, True, 4, False, id="paused-then-healthy-again"),
+        pytest.param("grafana", "", 3, True, 0, False, id="paused-no-health-check"),
+        pytest.param("grafana", "c2", 1000, True, 14, True, id="paused-never-healthy-again"),
+    ],
+)
+def test_the_backup_tool_pauses_only_what_writes_in_place_and_waits_for_its_health(
+    example: Rendered, tmp_path: Path, service: str, healthy_before: str, unhealthy_reads: int,
+    paused: bool, status_reads: int, warned: bool,
+) -> None:
+    """Alertmanager replaces its files whole: read while it runs. Grafana writes its database in
+    place: paused while it is read, then the tool waits until the containers that were healthy
+    before are healthy again (Docker says unhealthy from a pause to the next check), at most the
+    slowest check's interval and timeout with a 10 s margin (here 2 + 1 + 10 = 13 polls after the
+    first), and only warns past that."""
+    data = tmp_path / "shared" / service / "data"
+    data.mkdir(parents=True)
+    (data / "state").write_text("kept\n")
+    calls, reads = tmp_path / "calls", tmp_path / "reads"
+    reads.write_text("0\n")
+    harness = _shared_part_harness(
+        example.text("/usr/local/sbin/stagectl-backup"),
+        f'archive_part {service} {service}/data >"$OUT"',
+        'echo "PAUSED=[$PAUSED]"',
+    )
+    env = {**os.environ, "SHARED_ROOT": str(tmp_path / "shared"), "PAUSED_SERVICES": "grafana", "CALLS": str(calls),
+           "READS": str(reads), "OUT": str(tmp_path / "part.tar.gz"), "HEALTHY_BEFORE": healthy_before,
+           "UNHEALTHY_READS": str(unhealthy_reads)}
+    result = subprocess.run(["bash", "-c", harness], capture_output=True, text=True, env=env, timeout=60, check=False)
+
+    assert result.returncode == 0 and "PAUSED=[]" in result.stdout, result
+    with tarfile.open(tmp_path / "part.tar.gz") as archive:
+        assert archive.extractfile(f"{service}/data/state").read() == b"kept\n"  # type: ignore[union-attr]
+    log = calls.read_text() if calls.exists() else ""
+    assert ("docker pause c1 c2" in log and "docker unpause c1 c2" in log) is paused, log
+    assert int(reads.read_text()) == status_reads, log
+    if status_reads:
+        assert f"inspect --format {{{{.State.Health.Status}}}} {healthy_before}\n" in log, log
+    assert ("log warning grafana is not healthy again" in log) is warned, log
 
 
 @pytest.mark.validators
