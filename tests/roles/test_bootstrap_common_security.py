@@ -472,6 +472,41 @@ def test_common_puts_back_only_what_was_changed_by_hand(check_run: PlaybookRun, 
     assert set(sh("docker network ls --format '{{.Name}}'").stdout.split()) >= networks
 
 
+def test_security_puts_back_only_what_differs_and_refuses_an_override_it_cannot_win(
+        check_run: PlaybookRun, hardened: Server) -> None:
+    """The security role compares its files with the server in one round trip and reads its
+    services once: a jail and a login banner edited by hand and fail2ban stopped are what the next
+    run writes, checks and starts. A drop-in read before the role's that turns password logins back
+    on fails the run, and the role's drop-in (unchanged) stays as it is, not rolled back."""
+    sh = hardened.sandbox.sh
+    jail, banner = "/etc/fail2ban/jail.d/stagectl.local", "/etc/issue.net"
+    dropin = "/etc/ssh/sshd_config.d/10-stagectl.conf"
+    kept = {path: sh(f"cat {path}").stdout for path in (jail, banner, dropin)}
+    sh(f"echo '# edited by hand' >> {jail}; echo 'edited by hand' >> {banner}; systemctl disable --now fail2ban")
+    run = hardened.play("common + security after hand edits of the security role's files", COMMON_SECURITY)
+    assert_ok(run)
+    assert [name.split(" : ")[-1] for name in run.changed_tasks()] == [
+        "Write the sshd jail",
+        "Start fail2ban now and at boot",
+        "Write the host's hardening files",
+        "Reload fail2ban",
+    ], run.explain()
+    assert {path: sh(f"cat {path}").stdout for path in kept} == kept
+    assert sh("systemctl is-enabled fail2ban; systemctl is-active fail2ban").stdout.split() == ["enabled", "active"]
+
+    foreign = "/etc/ssh/sshd_config.d/00-foreign.conf"
+    try:
+        sh(f"echo 'PasswordAuthentication yes' > {foreign}")
+        refused = hardened.play("common + security with a drop-in that overrides the hardening", COMMON_SECURITY)
+        assert refused.returncode != 0, refused.explain()
+        assert "sshd would not apply ['passwordauthentication no']" in " ".join(refused.output.split()), refused.explain()
+        assert sh(f"cat {dropin}").stdout == kept[dropin]
+    finally:
+        sh(f"rm -f {foreign}")
+    again = hardened.play("common + security once the foreign drop-in is gone", COMMON_SECURITY)
+    assert assert_ok(again)["changed"] == 0, again.explain()
+
+
 @dataclass
 class SelfSigned:
     runs: dict[str, PlaybookRun]
