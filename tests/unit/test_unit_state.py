@@ -4,7 +4,10 @@ command for all of them."""
 
 from __future__ import annotations
 
-from stagectl.ansible_collections.stagectl.staging.plugins.filter.unit_state import units_to_start
+from stagectl.ansible_collections.stagectl.staging.plugins.filter.unit_state import (
+    units_to_start,
+    units_to_stop,
+)
 
 
 def show(*units: tuple[str, str, str]) -> str:
@@ -31,3 +34,16 @@ def test_a_unit_missing_from_the_output_or_unreadable_output_is_started() -> Non
     assert units_to_start(show(("a.timer", "active", "enabled")), ["a.timer", "b.timer"]) == ["b.timer"]
     assert units_to_start("", ["a.timer"]) == ["a.timer"]
     assert units_to_start("Failed to connect to bus", ["a.timer"]) == ["a.timer"]
+
+
+def test_only_a_unit_disabled_and_inactive_needs_no_stop() -> None:
+    text = show(("a.timer", "inactive", "disabled"), ("b.timer", "inactive", "masked"), ("c.timer", "active", "disabled"),
+                ("d.timer", "inactive", "enabled"))
+    assert units_to_stop(text, ["a.timer", "b.timer", "c.timer", "d.timer"]) == ["c.timer", "d.timer"]
+
+
+def test_a_unit_to_stop_that_systemd_does_not_know_or_that_is_not_shown_is_returned() -> None:
+    # The module that turns it off then reports what is wrong, as it did before the read.
+    text = "Id=gone.timer\nActiveState=inactive\nUnitFileState="
+    assert units_to_stop(text, ["gone.timer", "unshown.timer"]) == ["gone.timer", "unshown.timer"]
+    assert units_to_stop("Failed to connect to bus", ["a.timer"]) == ["a.timer"]

@@ -1,4 +1,5 @@
-"""Filter: which systemd units are not yet enabled and running."""
+"""Filters: which systemd units are not yet enabled and running (`units_to_start`), and which are
+not yet disabled and stopped (`units_to_stop`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ description:
     a unit on every deploy.
   - A unit missing from the output (a unit systemd does not know, output that cannot be read) is
     returned, so the deploy enables and starts it.
+  - Its twin C(stagectl.staging.units_to_stop) takes the same arguments and returns the units that
+    are not both disabled (or masked) and inactive, for a task that turns units off.
 positional: units
 options:
   _input:
@@ -65,6 +68,17 @@ def units_to_start(text: str, units: Iterable[str]) -> list[str]:
     ]  # fmt: skip
 
 
+def units_to_stop(text: str, units: Iterable[str]) -> list[str]:
+    """The units that are not both disabled (or masked) and inactive; a unit missing from the
+    output or that systemd does not know is returned, so the deploy's module decides."""
+    shown = _blocks(text)
+    return [
+        unit for unit in units
+        if shown.get(unit, {}).get("UnitFileState") not in ("disabled", "masked")
+        or shown.get(unit, {}).get("ActiveState") != "inactive"
+    ]  # fmt: skip
+
+
 class FilterModule:
     def filters(self) -> dict[str, Callable[..., Any]]:
-        return {"units_to_start": units_to_start}
+        return {"units_to_start": units_to_start, "units_to_stop": units_to_stop}
