@@ -355,3 +355,7 @@ def test_off_site_copy_restores_when_the_local_files_are_gone(deployed: Deployed
         backup_target.stop(deployed.info.name)
     assert cleanup.ok, [f"{f.task}: {f.message}" for f in cleanup.failures]
     assert deployed.sh("test -e /etc/stagectl/restic && echo left || echo gone").strip() == "gone"
+    # And the weekly check with it: stopped, its units and its metrics file gone.
+    left = deployed.sh("ls /etc/systemd/system/stagectl-backup-check.* /var/lib/stagectl/textfile/stagectl-backup-check.prom"
+                       " 2>/dev/null || true; systemctl is-active stagectl-backup-check.timer || true")
+    assert left.split() == ["inactive"], left
