@@ -386,8 +386,8 @@ def test_a_settled_project_is_skipped_until_a_container_is_recreated(deployed: D
 def test_the_shared_stack_is_deployed_only_when_it_differs(deployed: Deployed) -> None:
     """A deploy, of the server or of one project, looks at the shared stack in two round trips
     and includes its role only when something there differs: a file left by hand where a service
-    loads files by pattern (listed by no manifest) is what the next deploy removes; otherwise the
-    deploy leaves the stack alone."""
+    loads files by pattern (listed by no manifest) is what the next deploy removes (and the whole
+    deploy an empty network of an older release); otherwise the deploy leaves the stack alone."""
     settled = deployed.redeploy(project="beryl3")
     assert settled.ok, settled.failures
     assert settled.changed_tasks() == [] and not _shared_role_ran(settled)
@@ -402,11 +402,15 @@ def test_the_shared_stack_is_deployed_only_when_it_differs(deployed: Deployed) -
 
     rule = "/opt/shared/prometheus/config/rules/left-by-hand.yml"
     deployed.sh(f"echo 'groups: []' > {rule}")
+    # And the network older releases scraped every project on, with nothing on it: removed too.
+    deployed.sh("docker network create monitoring >/dev/null")
     whole = deployed.redeploy()
     assert whole.ok, whole.failures
     assert _shared_role_ran(whole)
     assert "Remove the files the manifest no longer lists" in whole.changed_tasks()
     assert deployed.sh(f"ls {rule} 2>/dev/null || echo gone").strip() == "gone"
+    assert "Remove the networks that stagectl no longer uses and nothing is on" in whole.changed_tasks()
+    assert deployed.sh("docker network ls --quiet --filter name=^monitoring$").strip() == ""
 
     again = deployed.redeploy(project="beryl3")
     assert again.ok, again.failures
